@@ -1,0 +1,203 @@
+"""The provkit record schema: one Arrow schema, defined here and nowhere else.
+
+Aligned with W3C PROV: a record is an *entity*; the ingest / generation /
+filter run that wrote it is an *activity*; the human source or generating
+model is an *agent*.  Filter steps never rewrite these columns; they append
+annotation columns (``dup_cluster``, ``detector_score``, ``sample_weight``...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0"
+
+
+class Origin(str, Enum):
+    """Who wrote a record."""
+
+    HUMAN = "human"
+    MODEL = "model"
+    MIXED = "mixed"
+    UNKNOWN = "unknown"
+
+
+class Evidence(str, Enum):
+    """Why we believe the origin tag."""
+
+    DECLARED = "declared"
+    DETECTOR = "detector"
+    WATERMARK = "watermark"
+    LINEAGE = "lineage"
+
+
+ORIGINS: tuple[str, ...] = tuple(o.value for o in Origin)
+EVIDENCES: tuple[str, ...] = tuple(e.value for e in Evidence)
+
+_DICT_STR = pa.dictionary(pa.int32(), pa.string())
+_TS = pa.timestamp("us", tz="UTC")
+
+GENERATOR_TYPE = pa.struct(
+    [
+        pa.field("model", pa.string()),
+        pa.field("revision", pa.string()),
+        pa.field("generation", pa.int32()),
+        pa.field("decoding", pa.string()),  # JSON of the decoding parameters
+        pa.field("seed", pa.int64()),
+        pa.field("prompt_id", pa.string()),
+    ]
+)
+
+SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("content_hash", pa.string(), nullable=False),
+        pa.field("text", pa.large_string(), nullable=False),
+        pa.field("origin", _DICT_STR, nullable=False),
+        pa.field("origin_evidence", _DICT_STR),
+        pa.field("origin_confidence", pa.float32()),
+        pa.field("generator", GENERATOR_TYPE),
+        pa.field("parent_ids", pa.list_(pa.string())),
+        pa.field("activity_id", pa.string()),
+        pa.field("source_uri", pa.string()),
+        pa.field("dataset", pa.string()),
+        pa.field("license", pa.string()),
+        pa.field("created_at", _TS),
+        pa.field("ingested_at", _TS),
+    ]
+)
+
+COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
+
+
+def normalize_text(text: str) -> str:
+    """The normal form hashed into ``content_hash``: NFC, line endings unified, outer space stripped."""
+    return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+
+
+def content_hash(text: str) -> str:
+    """sha256 hex digest of :func:`normalize_text` (UTF-8)."""
+    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Generator:
+    """Who generated a model record, and how (the ``generator`` struct)."""
+
+    model: str
+    generation: int = 0
+    revision: str | None = None
+    decoding: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    prompt_id: str | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "revision": self.revision,
+            "generation": int(self.generation),
+            "decoding": json.dumps(self.decoding, sort_keys=True),
+            "seed": self.seed,
+            "prompt_id": self.prompt_id,
+        }
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def make_batch(
+    texts: Sequence[str],
+    *,
+    ids: Sequence[str],
+    origin: str | Sequence[str] = Origin.HUMAN.value,
+    evidence: str | Sequence[str | None] | None = Evidence.DECLARED.value,
+    confidence: float | Sequence[float | None] | None = 1.0,
+    generators: Sequence[Generator | None] | None = None,
+    parent_ids: Sequence[Sequence[str]] | None = None,
+    activity_id: str | None = None,
+    source_uri: str | Sequence[str | None] | None = None,
+    dataset: str | None = None,
+    license: str | None = None,
+    created_at: datetime | None = None,
+    ingested_at: datetime | None = None,
+) -> pa.RecordBatch:
+    """Build a :data:`SCHEMA` record batch from Python values.
+
+    Scalars are broadcast to every row.  ``content_hash`` is computed here, so
+    no caller can get it wrong.
+    """
+    n = len(texts)
+
+    def col(value: Any) -> list[Any]:
+        if value is None or isinstance(value, (str, float, int, datetime)):
+            return [value] * n
+        values = list(value)
+        if len(values) != n:
+            raise ValueError(f"column has {len(values)} values for {n} texts")
+        return values
+
+    now = ingested_at or utcnow()
+    origins = col(origin)
+    bad = sorted({o for o in origins if o not in ORIGINS})
+    if bad:
+        raise ValueError(f"unknown origin {bad[0]!r}; expected one of {', '.join(ORIGINS)}")
+    gens = [g.to_row() if g is not None else None for g in (generators or [None] * n)]
+    arrays = {
+        "id": list(ids),
+        "content_hash": [content_hash(t) for t in texts],
+        "text": list(texts),
+        "origin": origins,
+        "origin_evidence": col(evidence),
+        "origin_confidence": col(confidence),
+        "generator": gens,
+        "parent_ids": [list(p) for p in parent_ids] if parent_ids is not None else [[] for _ in range(n)],
+        "activity_id": col(activity_id),
+        "source_uri": col(source_uri),
+        "dataset": col(dataset),
+        "license": col(license),
+        "created_at": col(created_at),
+        "ingested_at": col(now),
+    }
+    return pa.RecordBatch.from_arrays(
+        [pa.array(arrays[f.name], type=f.type) for f in SCHEMA], schema=SCHEMA
+    )
+
+
+def conform(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+    """Cast a batch to the record schema, keeping extra annotation columns after it.
+
+    Raises ``ValueError`` naming the first missing schema column.
+    """
+    names = batch.schema.names
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise ValueError(f"not a provkit record batch: missing column {missing[0]!r}")
+    extra = [n for n in names if n not in COLUMNS]
+    arrays = [batch.column(f.name).cast(f.type) for f in SCHEMA] + [batch.column(n) for n in extra]
+    fields = list(SCHEMA) + [batch.schema.field(n) for n in extra]
+    schema = pa.schema(fields)
+    if isinstance(batch, pa.Table):
+        return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def check_schema(schema: pa.Schema) -> list[str]:
+    """Problems that make ``schema`` not a provkit record schema (empty when it is one)."""
+    problems = []
+    for f in SCHEMA:
+        if f.name not in schema.names:
+            problems.append(f"missing column {f.name!r}")
+            continue
+        got = schema.field(f.name).type
+        if got != f.type and not (pa.types.is_dictionary(f.type) and got in (pa.string(), pa.large_string())):
+            problems.append(f"column {f.name!r} has type {got}, expected {f.type}")
+    return problems
