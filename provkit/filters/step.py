@@ -1,0 +1,153 @@
+"""The Step protocol: how a curation operator is written so every engine can run it unchanged.
+
+A pipeline is a list of steps.  Each step splits its work in three phases, so
+that *scoring* (expensive, per record) is separate from *deciding* (cheap,
+re-runnable with another threshold):
+
+1. ``score(batch) -> batch`` — a **pure map** over one ``pyarrow.RecordBatch``
+   of records: it returns the same rows, in the same order, with the step's
+   annotation columns appended (``quality_*``, ``detector_score``,
+   ``tail_score``, a ``_minhash`` signature ...).  No state, no I/O, no
+   dependence on other batches: an engine may call it on any batch, in any
+   process, in any order (local streaming loop, Ray ``map_batches``).
+   Columns whose name starts with ``_`` are *internal*: engines feed them to
+   ``plan``/``decide`` but never write them to the output dataset.
+
+2. ``plan(table) -> plan`` — **global steps only** (``is_global = True``:
+   dedup, tail resampling to a target size, mixing to a budget).  ``table``
+   holds only the small columns the step names in ``decide_columns`` plus the
+   engine's row order key :data:`ORDER`, for every row still alive when the
+   step runs (rows dropped by an earlier step are not in it), sorted by
+   :data:`ORDER`.  It returns a small, picklable decision object (a
+   ``pa.Table``, a threshold, a dict) — never the records.  Map-only steps
+   return ``None``.  The memory a plan needs is the bytes of its
+   ``decide_columns`` per alive row (documented per step).
+
+3. ``decide(batch, plan) -> decisions`` — a **pure map** again: given a batch
+   holding at least ``decide_columns`` and :data:`ORDER`, return a
+   ``pa.RecordBatch`` with the same number of rows and
+
+   * :data:`DROP_REASON` (string; null = keep) — why the row is dropped;
+   * any annotation columns to attach to the row (``dup_of``,
+     ``tail_weight``, ``mix_weight`` ...).  If the step weights records,
+     ``weight_column`` names the column holding its multiplicative weight;
+     the engine writes ``sample_weight`` = the product of the weight columns
+     of all weighting steps (1.0 where no step weights).
+
+Determinism: anything random is derived from the record ``id`` and the
+step's ``seed`` (see :func:`seeded_uniform`), never from batch boundaries or
+process state, so the local and Ray engines produce identical results.
+
+An engine (``provkit.engines.local`` is the reference) runs, for a pipeline
+``[s1, ..., sn]``: score every batch with every step (one pass), collect the
+decide columns of all rows, then for ``k = 1..n`` — plan ``s_k`` on the rows
+alive after ``s_1..s_{k-1}`` and decide them — and finally writes kept rows
+(data) and dropped rows (rejects, with ``drop_reason`` and ``drop_step``).
+Every row gets exactly one fate, so ``input == kept + sum(dropped)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+
+ORDER = "_row"
+"""Engine-assigned int64 row order key: the row's position in the input (manifest order)."""
+DROP_REASON = "drop_reason"
+DROP_STEP = "drop_step"
+SAMPLE_WEIGHT = "sample_weight"
+INTERNAL_PREFIX = "_"
+
+
+@runtime_checkable
+class Step(Protocol):
+    """What every pipeline step provides (see the module docstring for the contract)."""
+
+    name: str
+    config: Any
+    is_global: bool
+    decide_columns: tuple[str, ...]
+    weight_column: str | None
+
+    def score(self, batch: pa.RecordBatch) -> pa.RecordBatch: ...
+
+    def plan(self, table: pa.Table) -> Any: ...
+
+    def decide(self, batch: pa.RecordBatch, plan: Any) -> pa.RecordBatch: ...
+
+
+class BaseStep:
+    """Defaults for a step: no scoring, no plan, keep everything.
+
+    Subclasses set ``name`` and ``is_global``, take their config dataclass in
+    ``__init__`` and override what they need.
+    """
+
+    name: ClassVar[str] = "step"
+    is_global: ClassVar[bool] = False
+    decide_columns: tuple[str, ...] = ()
+    weight_column: str | None = None
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return batch
+
+    def plan(self, table: pa.Table) -> Any:
+        return None
+
+    def decide(self, batch: pa.RecordBatch, plan: Any) -> pa.RecordBatch:
+        return decisions(batch.num_rows)
+
+    def params(self) -> dict[str, Any]:
+        """The step's config as plain JSON values (recorded in the output's activity)."""
+        return asdict(self.config) if is_dataclass(self.config) else {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params()})"
+
+
+def decisions(n: int, reasons: Sequence[str | None] | None = None, **annotations: Any) -> pa.RecordBatch:
+    """Build a ``decide`` result: a :data:`DROP_REASON` column (null = keep) plus annotation columns."""
+    reason = pa.array(list(reasons) if reasons is not None else [None] * n, type=pa.string())
+    arrays = [reason] + [a if isinstance(a, (pa.Array, pa.ChunkedArray)) else pa.array(a) for a in annotations.values()]
+    return pa.RecordBatch.from_arrays(arrays, names=[DROP_REASON, *annotations])
+
+
+def reasons_where(drop: np.ndarray, reason: str) -> list[str | None]:
+    """``reason`` where ``drop`` is true, None elsewhere."""
+    return [reason if d else None for d in drop.tolist()]
+
+
+def append_columns(batch: pa.RecordBatch, columns: dict[str, Any]) -> pa.RecordBatch:
+    """``batch`` with ``columns`` appended (replacing same-named ones)."""
+    names = [n for n in batch.schema.names if n not in columns]
+    arrays = [batch.column(n) for n in names]
+    for name, values in columns.items():
+        names.append(name)
+        arrays.append(values if isinstance(values, pa.Array) else pa.array(values))
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def seeded_uniform(ids: Sequence[str] | pa.Array, seed: int, salt: str = "") -> np.ndarray:
+    """A reproducible U[0, 1) draw per record: ``blake2b(salt | seed | id)`` read as 53-bit float.
+
+    Depends only on (id, seed, salt), so any engine and any batching gives the same draws.
+    """
+    values = ids.to_pylist() if isinstance(ids, (pa.Array, pa.ChunkedArray)) else list(ids)
+    prefix = f"{salt}|{seed}|".encode()
+    out = np.empty(len(values), dtype=np.float64)
+    for i, ident in enumerate(values):
+        digest = hashlib.blake2b(prefix + str(ident).encode(), digest_size=8).digest()
+        out[i] = (int.from_bytes(digest, "little") >> 11) * (1.0 / (1 << 53))
+    return out
+
+
+def config_fields(config_cls: type) -> dict[str, Any]:
+    """Field name -> declared type of a config dataclass (used by the config parser)."""
+    return {f.name: f.type for f in fields(config_cls)}
