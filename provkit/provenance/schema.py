@@ -88,6 +88,14 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()
 
 
+def content_hashes(texts: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """:func:`content_hash` of every text, as an Arrow string array (same digests, one pass)."""
+    if isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        texts = texts.to_pylist()
+    sha, norm = hashlib.sha256, normalize_text
+    return pa.array([sha(norm(t).encode("utf-8")).hexdigest() for t in texts], type=pa.string())
+
+
 @dataclass(frozen=True)
 class Generator:
     """Who generated a model record, and how (the ``generator`` struct)."""
@@ -132,14 +140,19 @@ def make_batch(
 ) -> pa.RecordBatch:
     """Build a :data:`SCHEMA` record batch from Python values.
 
-    Scalars are broadcast to every row.  ``content_hash`` is computed here, so
-    no caller can get it wrong.
+    Scalars are broadcast to every row; Arrow arrays are taken as they are
+    (no round trip through Python).  ``content_hash`` is computed here, so no
+    caller can get it wrong.
     """
     n = len(texts)
 
-    def col(value: Any) -> list[Any]:
+    def col(value: Any) -> Any:
         if value is None or isinstance(value, (str, float, int, datetime)):
             return [value] * n
+        if isinstance(value, (pa.Array, pa.ChunkedArray)):
+            if len(value) != n:
+                raise ValueError(f"column has {len(value)} values for {n} texts")
+            return value
         values = list(value)
         if len(values) != n:
             raise ValueError(f"column has {len(values)} values for {n} texts")
@@ -147,19 +160,26 @@ def make_batch(
 
     now = ingested_at or utcnow()
     origins = col(origin)
-    bad = sorted({o for o in origins if o not in ORIGINS})
+    distinct = origins.unique().to_pylist() if isinstance(origins, (pa.Array, pa.ChunkedArray)) else origins
+    bad = sorted({o for o in distinct if o not in ORIGINS}, key=str)
     if bad:
         raise ValueError(f"unknown origin {bad[0]!r}; expected one of {', '.join(ORIGINS)}")
     gens = [g.to_row() if g is not None else None for g in (generators or [None] * n)]
+    if parent_ids is None:
+        parents: Any = [[] for _ in range(n)]
+    elif isinstance(parent_ids, (pa.Array, pa.ChunkedArray)):
+        parents = parent_ids
+    else:
+        parents = [list(p) for p in parent_ids]
     arrays = {
-        "id": list(ids),
-        "content_hash": [content_hash(t) for t in texts],
-        "text": list(texts),
+        "id": col(ids),
+        "content_hash": content_hashes(texts),
+        "text": col(texts),
         "origin": origins,
         "origin_evidence": col(evidence),
         "origin_confidence": col(confidence),
         "generator": gens,
-        "parent_ids": [list(p) for p in parent_ids] if parent_ids is not None else [[] for _ in range(n)],
+        "parent_ids": parents,
         "activity_id": col(activity_id),
         "source_uri": col(source_uri),
         "dataset": col(dataset),
@@ -167,9 +187,15 @@ def make_batch(
         "created_at": col(created_at),
         "ingested_at": col(now),
     }
-    return pa.RecordBatch.from_arrays(
-        [pa.array(arrays[f.name], type=f.type) for f in SCHEMA], schema=SCHEMA
-    )
+    return pa.RecordBatch.from_arrays([_as_array(arrays[f.name], f.type) for f in SCHEMA], schema=SCHEMA)
+
+
+def _as_array(values: Any, type_: pa.DataType) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values if values.type == type_ else values.cast(type_)
+    return pa.array(values, type=type_)
 
 
 def conform(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
