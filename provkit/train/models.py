@@ -1,0 +1,254 @@
+"""Causal language models: a tiny OPT built from ``OPTConfig``, loading, saving,
+weighted training and per-sequence perplexity.
+
+Weighted loss.  For a sequence i with target tokens t = 1..T_i the per-sequence
+loss is the mean token negative log-likelihood
+``L_i = -(1/T_i) * sum_t log p(x_t | x_<t)``; a (mini)batch B is trained on
+``L = sum_{i in B} w_i L_i / sum_{i in B} w_i`` where ``w_i`` is the record's
+``sample_weight`` (1 when absent).  With one batch holding the whole data set
+this is exactly the weighted objective; a weight of 2 then equals two copies.
+
+Perplexity of a sequence is ``exp(L_i)``; the corpus perplexity of a set is
+``exp(sum_i T_i L_i / sum_i T_i)`` (token-weighted, as usually reported).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, OPTConfig, OPTForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from provkit.errors import ConfigError
+from provkit.train.tokenizer import load_tokenizer, save_tokenizer
+
+Progress = Callable[[int], None]  # called with the number of items just done
+
+
+@dataclass(frozen=True)
+class TinyOPTConfig:
+    """Shape of the small OPT-architecture model used offline."""
+
+    layers: int = 2
+    hidden: int = 128
+    heads: int = 4
+    ffn: int = 512
+    max_positions: int = 256
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings for :func:`train_lm` (AdamW, linear warm-up then linear decay)."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 10
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainStats:
+    steps: int
+    tokens: int
+    seconds: float
+    final_loss: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("nan")
+
+
+def build_tiny_opt(tokenizer: PreTrainedTokenizerBase, shape: TinyOPTConfig = TinyOPTConfig(), seed: int = 0) -> OPTForCausalLM:
+    """A freshly initialised OPT model sized by ``shape`` (deterministic for ``seed``)."""
+    config = OPTConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=shape.hidden,
+        num_hidden_layers=shape.layers,
+        ffn_dim=shape.ffn,
+        num_attention_heads=shape.heads,
+        max_position_embeddings=shape.max_positions,
+        word_embed_proj_dim=shape.hidden,
+        dropout=shape.dropout,
+        attention_dropout=shape.dropout,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = OPTForCausalLM(config)
+    model.eval()
+    return model
+
+
+def load_model(path_or_name: str | Path, *, with_tokenizer: bool = True) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
+    """Load a causal LM (and its tokenizer) from a directory or hub name, never running remote code.
+
+    Raises :class:`ConfigError` with one line when it cannot be loaded (offline, missing files).
+    """
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path_or_name), trust_remote_code=False)
+        tok = load_tokenizer(path_or_name) if with_tokenizer else None
+    except (OSError, ValueError, EnvironmentError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"could not load model {str(path_or_name)!r} ({first[:160]}); download it where there is network "
+            f"and pass the local directory with --model PATH"
+        ) from None
+    model.eval()
+    return model, tok
+
+
+def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, path: str | Path) -> Path:
+    """Save model (safetensors) + tokenizer to ``path`` atomically (temp dir, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        if tokenizer is not None:
+            save_tokenizer(tokenizer, tmp)
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def clone_model(model: PreTrainedModel) -> PreTrainedModel:
+    """An independent copy with the same weights (the 'same base' each generation starts from)."""
+    copy = type(model)(model.config)
+    copy.load_state_dict(model.state_dict())
+    copy.eval()
+    return copy
+
+
+def _batches(n: int, batch_size: int, order: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+    idx = order if order is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield idx[start : start + batch_size]
+
+
+def per_sequence_loss(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of target-token NLL, number of target tokens) per sequence; padding is masked out."""
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1, :]
+    targets = ids[:, 1:]
+    valid = (mask[:, 1:] > 0)
+    nll = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), reduction="none"
+    ).view(targets.shape)
+    nll = nll * valid
+    return nll.sum(dim=1), valid.sum(dim=1)
+
+
+def weighted_loss(nll_sum: torch.Tensor, ntok: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_i w_i L_i / sum_i w_i`` with ``L_i = nll_sum_i / ntok_i``."""
+    per_seq = nll_sum / ntok.clamp(min=1)
+    return (weights * per_seq).sum() / weights.sum().clamp(min=1e-12)
+
+
+def train_lm(
+    model: PreTrainedModel,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor | np.ndarray | None,
+    cfg: TrainConfig,
+    progress: Progress | None = None,
+) -> TrainStats:
+    """Train ``model`` in place on right-padded ``ids``/``mask`` with per-sequence ``weights``.
+
+    Shuffling is seeded by ``cfg.seed`` (a private generator: no global RNG state changes).
+    """
+    n = ids.size(0)
+    w = torch.ones(n) if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32))
+    if n == 0:
+        return TrainStats(0, 0, 0.0, float("nan"))
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def schedule(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        return max(0.0, (total - step) / max(1, total - cfg.warmup_steps))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    tokens, loss_val, t0, step = 0, float("nan"), time.perf_counter(), 0
+    with _seeded(cfg.seed):
+        for _ in range(cfg.epochs):
+            order = torch.randperm(n, generator=gen)
+            for idx in _batches(n, cfg.batch_size, order):
+                nll_sum, ntok = per_sequence_loss(model, ids[idx], mask[idx])
+                loss = weighted_loss(nll_sum, ntok, w[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                opt.step()
+                sched.step()
+                step += 1
+                tokens += int(mask[idx].sum())
+                loss_val = float(loss.detach())
+                if progress:
+                    progress(len(idx))
+    model.eval()
+    return TrainStats(step, tokens, time.perf_counter() - t0, loss_val)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Run with torch's global RNG seeded (dropout), restoring the previous state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@torch.inference_mode()
+def sequence_nll(
+    model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 64, progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sequence (summed NLL in nats, number of scored tokens)."""
+    model.eval()
+    sums, counts = [], []
+    for idx in _batches(ids.size(0), batch_size):
+        s, c = per_sequence_loss(model, ids[idx], mask[idx])
+        sums.append(s.double().numpy())
+        counts.append(c.numpy())
+        if progress:
+            progress(len(idx))
+    if not sums:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    return np.concatenate(sums), np.concatenate(counts).astype(np.int64)
+
+
+def sequence_perplexities(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """``exp(L_i)`` for every sequence (NaN for a sequence with no target token)."""
+    s, c = sequence_nll(model, ids, mask, batch_size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.exp(s / np.where(c > 0, c, np.nan))
+
+
+def corpus_perplexity(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 64) -> float:
+    """Token-weighted perplexity ``exp(sum NLL / sum tokens)`` of a set of sequences."""
+    s, c = sequence_nll(model, ids, mask, batch_size)
+    return float(math.exp(s.sum() / max(1, c.sum())))
