@@ -88,7 +88,7 @@ class BaseStep:
     """
 
     name: ClassVar[str] = "step"
-    is_global: ClassVar[bool] = False
+    is_global: bool = False
     decide_columns: tuple[str, ...] = ()
     weight_column: str | None = None
 
@@ -110,6 +110,15 @@ class BaseStep:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params()})"
+
+
+class RowPlanStep(BaseStep):
+    """A global step whose ``plan`` returns a :func:`row_plan` table; ``decide`` looks rows up in it."""
+
+    is_global: bool = True
+
+    def decide(self, batch: pa.RecordBatch, plan: Any) -> pa.RecordBatch:
+        return lookup_row_plan(batch, plan)
 
 
 def decisions(n: int, reasons: Sequence[str | None] | None = None, **annotations: Any) -> pa.RecordBatch:
@@ -146,6 +155,33 @@ def seeded_uniform(ids: Sequence[str] | pa.Array, seed: int, salt: str = "") -> 
         digest = hashlib.blake2b(prefix + str(ident).encode(), digest_size=8).digest()
         out[i] = (int.from_bytes(digest, "little") >> 11) * (1.0 / (1 << 53))
     return out
+
+
+def row_plan(orders: np.ndarray, reasons: Sequence[str | None], **annotations: Any) -> pa.Table:
+    """A per-row plan: ``ORDER`` (sorted ascending) + :data:`DROP_REASON` + annotations, for :func:`lookup_row_plan`."""
+    orders = np.asarray(orders, dtype=np.int64)
+    sort = np.argsort(orders, kind="stable")
+    cols = {ORDER: orders[sort], DROP_REASON: pa.array(list(reasons), type=pa.string()).take(sort)}
+    for name, values in annotations.items():
+        arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+        cols[name] = arr.take(sort)
+    return pa.table(cols)
+
+
+def lookup_row_plan(batch: pa.RecordBatch, plan: pa.Table) -> pa.RecordBatch:
+    """The decisions of a :func:`row_plan` for the rows of ``batch`` (matched on ``ORDER``).
+
+    Rows the plan does not list are kept, with null annotations.
+    """
+    keys = plan.column(ORDER).to_numpy()
+    want = batch.column(ORDER).to_numpy()
+    idx = np.searchsorted(keys, want)
+    found = idx < len(keys)
+    found[found] = keys[idx[found]] == want[found]
+    take = pa.array(np.where(found, idx, 0), mask=~found, type=pa.int64())
+    names = [n for n in plan.column_names if n != ORDER]
+    arrays = [plan.column(n).take(take).combine_chunks() for n in names]
+    return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
 def config_fields(config_cls: type) -> dict[str, Any]:

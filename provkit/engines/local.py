@@ -1,0 +1,258 @@
+"""The local streaming engine: runs a pipeline of steps (score -> plan -> decide) in one process.
+
+Execution (see :mod:`provkit.filters.step` for the contract):
+
+1. **score pass** — stream the input's record batches in manifest order, tag
+   each row with its order key (``_row`` = position in the input), run every
+   step's ``score`` and spill the scored batch to a temporary Parquet file
+   next to the output; keep only the *decide columns* (``_row``, ``id`` and
+   what the steps name in ``decide_columns``) in memory.
+2. **decide** — for each step in order, take the rows still alive, ``plan``
+   (global steps) and ``decide`` in batches: a decision table per step
+   (``_row``, ``drop_reason``, annotations).  A row dropped by a step is not
+   seen by the later ones, so each row gets exactly one fate.
+3. **write pass** — stream the spill back, attach every step's annotations,
+   ``sample_weight`` (product of the weighting steps' weights), and send the
+   row to ``data`` (kept) or ``rejects`` (with ``drop_reason`` and ``drop_step``).
+
+Memory: one batch of records at a time, plus the decide columns of all rows
+(the documented global-plan columns: e.g. id + 8 bytes per score; MinHash
+signatures are ``8 * num_perm`` bytes per row) and 2 bytes per row of fate.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from provkit.filters.step import (
+    DROP_REASON,
+    DROP_STEP,
+    INTERNAL_PREFIX,
+    ORDER,
+    SAMPLE_WEIGHT,
+    Step,
+    lookup_row_plan,
+)
+from provkit.provenance import Dataset, DatasetWriter
+
+Progress = Callable[[str, int], None]
+KEPT = -1
+
+
+@dataclass
+class StepStats:
+    """What one step did: rows in, kept, dropped by reason, weights of the rows it kept, seconds."""
+
+    name: str
+    rows_in: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    weight: dict[str, float] | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.name, "in": self.rows_in, "kept": self.kept, "dropped": dict(self.dropped),
+                "weight": self.weight, "seconds": round(self.seconds, 4)}
+
+
+@dataclass
+class EngineResult:
+    """Totals of one run: ``input == kept + sum(dropped.values())``."""
+
+    input: int
+    kept: int
+    dropped: dict[str, int]
+    steps: list[StepStats]
+    sample_weight: dict[str, float] | None = None
+
+
+def _weight_summary(values: np.ndarray) -> dict[str, float] | None:
+    if values.size == 0:
+        return None
+    return {"min": float(values.min()), "mean": float(values.mean()), "max": float(values.max()),
+            "sum": float(values.sum())}
+
+
+def _with_order(batch: pa.RecordBatch, start: int) -> pa.RecordBatch:
+    order = pa.array(np.arange(start, start + batch.num_rows, dtype=np.int64))
+    names = [n for n in batch.schema.names if n != ORDER]
+    return pa.RecordBatch.from_arrays([batch.column(n) for n in names] + [order], names=names + [ORDER])
+
+
+def decide_column_names(steps: Sequence[Step]) -> list[str]:
+    """``_row``, ``id`` and every step's decide columns, once each, in first-use order."""
+    names = [ORDER, "id"]
+    for step in steps:
+        names += [c for c in step.decide_columns if c not in names]
+    return names
+
+
+def score_batch(batch: pa.RecordBatch, steps: Sequence[Step], seconds: list[float]) -> pa.RecordBatch:
+    """Run every step's ``score`` on ``batch`` in order, timing each."""
+    for i, step in enumerate(steps):
+        t0 = time.perf_counter()
+        batch = step.score(batch)
+        seconds[i] += time.perf_counter() - t0
+    return batch
+
+
+def decide_step(step: Step, alive: pa.Table, batch_size: int) -> pa.Table:
+    """Plan (global steps) and decide ``step`` over the alive rows; a decision table keyed by ``_row``."""
+    plan = step.plan(alive) if step.is_global else None
+    parts = []
+    for batch in alive.to_batches(max_chunksize=batch_size):
+        if batch.num_rows == 0:
+            continue
+        dec = step.decide(batch, plan)
+        if dec.num_rows != batch.num_rows or DROP_REASON not in dec.schema.names:
+            raise RuntimeError(f"step {step.name!r}: decide must return {DROP_REASON} for every row")
+        parts.append(pa.RecordBatch.from_arrays([batch.column(ORDER)] + dec.columns,
+                                                names=[ORDER] + dec.schema.names))
+    if not parts:
+        return pa.table({ORDER: pa.array([], pa.int64()), DROP_REASON: pa.array([], pa.string())})
+    return pa.Table.from_batches(parts).combine_chunks()
+
+
+class LocalEngine:
+    """Runs steps over a dataset and writes kept rows and rejects into a :class:`DatasetWriter`."""
+
+    name = "local"
+
+    def __init__(self, batch_size: int = 4096, spill_dir: str | Path | None = None):
+        self.batch_size = batch_size
+        self.spill_dir = spill_dir
+
+    def run(self, dataset: Dataset, steps: Sequence[Step], writer: DatasetWriter,
+            progress: Progress | None = None) -> EngineResult:
+        progress = progress or (lambda phase, rows: None)
+        stats = [StepStats(step.name) for step in steps]
+        spill_root = Path(self.spill_dir) if self.spill_dir else writer.target.parent
+        spill_root.mkdir(parents=True, exist_ok=True)
+        spill = Path(tempfile.mkdtemp(prefix=".provkit-spill-", dir=spill_root))
+        try:
+            small, n = self._score_pass(dataset, steps, spill / "scored.parquet", stats, progress)
+            fate, tables = self._decide_all(small, steps, stats)
+            return self._write_pass(spill / "scored.parquet", n, steps, fate, tables, stats, writer, progress)
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+
+    # --- 1. score ----------------------------------------------------------
+    def _score_pass(self, dataset: Dataset, steps: Sequence[Step], spill: Path, stats: list[StepStats],
+                    progress: Progress) -> tuple[pa.Table | None, int]:
+        keep_cols = decide_column_names(steps)
+        seconds = [0.0] * len(steps)
+        small: list[pa.RecordBatch] = []
+        writer: pq.ParquetWriter | None = None
+        n = 0
+        try:
+            for batch in dataset.iter_batches(batch_size=self.batch_size):
+                if batch.num_rows == 0:
+                    continue
+                scored = score_batch(_with_order(batch, n), steps, seconds)
+                if writer is None:
+                    writer = pq.ParquetWriter(spill, scored.schema, compression="lz4")
+                writer.write_batch(scored)
+                missing = [c for c in keep_cols if c not in scored.schema.names]
+                if missing:
+                    raise RuntimeError(f"decide column {missing[0]!r} was not produced by any step's score")
+                small.append(scored.select(keep_cols))
+                n += batch.num_rows
+                progress("score", batch.num_rows)
+        finally:
+            if writer is not None:
+                writer.close()
+        for st, s in zip(stats, seconds):
+            st.seconds += s
+        return (pa.Table.from_batches(small) if small else None), n
+
+    # --- 2. plan + decide --------------------------------------------------
+    def _decide_all(self, small: pa.Table | None, steps: Sequence[Step],
+                    stats: list[StepStats]) -> tuple[np.ndarray, list[pa.Table | None]]:
+        n = small.num_rows if small is not None else 0
+        fate = np.full(n, KEPT, dtype=np.int16)
+        tables: list[pa.Table | None] = [None] * len(steps)
+        if small is None:
+            return fate, tables
+        for k, step in enumerate(steps):
+            t0 = time.perf_counter()
+            alive = small.filter(pa.array(fate == KEPT))
+            table = decide_step(step, alive, self.batch_size)
+            tables[k] = table
+            reasons = table.column(DROP_REASON)
+            dropped = pc.is_valid(reasons).to_numpy(zero_copy_only=False)
+            fate[table.column(ORDER).to_numpy()[dropped]] = k
+            st = stats[k]
+            st.rows_in, st.kept = alive.num_rows, int(alive.num_rows - dropped.sum())
+            counts = pc.value_counts(reasons.filter(pa.array(dropped))).to_pylist() if dropped.any() else []
+            st.dropped = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
+            if step.weight_column:
+                w = pc.fill_null(table.column(step.weight_column), 1.0).to_numpy()[~dropped]
+                st.weight = _weight_summary(np.asarray(w, dtype=np.float64))
+            st.seconds += time.perf_counter() - t0
+        return fate, tables
+
+    # --- 3. write ----------------------------------------------------------
+    def _write_pass(self, spill: Path, n: int, steps: Sequence[Step], fate: np.ndarray,
+                    tables: list[pa.Table | None], stats: list[StepStats], writer: DatasetWriter,
+                    progress: Progress) -> EngineResult:
+        weighting = [k for k, s in enumerate(steps) if s.weight_column]
+        weights_kept: list[np.ndarray] = []
+        if n:
+            for batch in pq.ParquetFile(spill).iter_batches(batch_size=self.batch_size):
+                kept_w = self._write_batch(batch, steps, fate, tables, weighting, writer)
+                if kept_w is not None:
+                    weights_kept.append(kept_w)
+                progress("write", batch.num_rows)
+        dropped: dict[str, int] = {}
+        for st in stats:
+            for reason, count in st.dropped.items():
+                dropped[reason] = dropped.get(reason, 0) + count
+        kept = int((fate == KEPT).sum())
+        summary = _weight_summary(np.concatenate(weights_kept)) if weights_kept else None
+        return EngineResult(input=n, kept=kept, dropped=dropped, steps=stats, sample_weight=summary)
+
+    def _write_batch(self, batch: pa.RecordBatch, steps: Sequence[Step], fate: np.ndarray,
+                     tables: list[pa.Table | None], weighting: list[int], writer: DatasetWriter) -> np.ndarray | None:
+        order = batch.column(ORDER).to_numpy()
+        row_fate = fate[order]
+        names = [c for c in batch.schema.names if not c.startswith(INTERNAL_PREFIX)]
+        arrays = [batch.column(c) for c in names]
+        reason = pa.nulls(batch.num_rows, pa.string())
+        step_name = np.array([None] * batch.num_rows, dtype=object)
+        weight = np.ones(batch.num_rows, dtype=np.float64)
+        for k, (step, table) in enumerate(zip(steps, tables)):
+            assert table is not None
+            looked = lookup_row_plan(batch, table)
+            for col in looked.schema.names:
+                if col == DROP_REASON:
+                    mine = pa.array(row_fate == k)
+                    reason = pc.if_else(mine, looked.column(col), reason)
+                elif not col.startswith(INTERNAL_PREFIX):
+                    names.append(col)
+                    arrays.append(looked.column(col))
+            step_name[row_fate == k] = step.name
+            if k in weighting:
+                weight *= pc.fill_null(looked.column(step.weight_column), 1.0).to_numpy(zero_copy_only=False)
+        if weighting:
+            names.append(SAMPLE_WEIGHT)
+            arrays.append(pa.array(weight))
+        out = pa.RecordBatch.from_arrays(arrays, names=names)
+        keep = row_fate == KEPT
+        if keep.any():
+            writer.write(out.filter(pa.array(keep)), kind="data")
+        if (~keep).any():
+            rejects = pa.RecordBatch.from_arrays(
+                out.columns + [reason, pa.array(step_name.tolist(), pa.string())],
+                names=out.schema.names + [DROP_REASON, DROP_STEP])
+            writer.write(rejects.filter(pa.array(~keep)), kind="rejects")
+        return weight[keep] if weighting else None

@@ -1,0 +1,163 @@
+"""The pipeline's step kinds: registry of config dataclasses and the builders that make steps.
+
+Dedup, quality and detector steps wrap the pure functions of their modules
+(``dedup``, ``quality``, ``detector``) in the Step protocol; tail and mix are
+in :mod:`provkit.filters.tail` and :mod:`provkit.filters.mix`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from provkit.errors import ConfigError
+from provkit.filters.mix import MixConfig, MixStep
+from provkit.filters.step import (
+    ORDER,
+    BaseStep,
+    RowPlanStep,
+    Step,
+    append_columns,
+    decisions,
+    reasons_where,
+    row_plan,
+)
+from provkit.filters.tail import TailConfig, TailStep, UnigramModel, capped_weights
+from provkit.provenance import Dataset, builtin_texts
+
+# --------------------------------------------------------------------------- detector
+
+DETECTOR_POLICIES = ("drop", "weight")
+
+
+@dataclass
+class DetectorStepConfig:
+    """``detector`` step: a saved detector; drop above ``max_model_prob`` or weight ``(1 - p)^beta``."""
+
+    path: str = ""
+    policy: str = "drop"
+    max_model_prob: float = 0.5
+    beta: float = 1.0
+    cap: float = 10.0  # largest importance weight (capped repeats), times the mean
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ConfigError("path: the detector directory is required (train one with `prov detector train`)")
+        if self.policy not in DETECTOR_POLICIES:
+            raise ConfigError(f"policy: expected drop or weight, got {self.policy!r}")
+        if not 0.0 <= self.max_model_prob <= 1.0:
+            raise ConfigError(f"max_model_prob: must be in [0, 1], got {self.max_model_prob}")
+        if self.beta < 0:
+            raise ConfigError(f"beta: must be >= 0, got {self.beta}")
+        if self.cap < 1:
+            raise ConfigError(f"cap: must be >= 1 (weights have mean 1), got {self.cap}")
+
+
+def load_detector(path: str | Path) -> Any:
+    """The detector saved at ``path`` (the detector package's loader: no pickle, checksummed)."""
+    from provkit.filters.detector import load_detector as load
+
+    return load(path)
+
+
+class DetectorStep(BaseStep):
+    """Score ``detector_score`` = calibrated P(model); drop above a threshold or weight ``(1-p)^beta``.
+
+    Weights ``w_i = min(s * (1 - p_i)^beta, cap)`` with ``s`` making the mean 1 (capped repeats).
+    Plan memory (weight policy): 16 bytes per alive row.
+    """
+
+    name = "detector"
+    decide_columns = ("detector_score",)
+
+    def __init__(self, config: DetectorStepConfig, detector: Any = None):
+        super().__init__(config)
+        self._detector = detector
+        self.is_global = config.policy == "weight"
+        self.weight_column = "detector_weight" if self.is_global else None
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            self._detector = load_detector(self.config.path)
+        return self._detector
+
+    def __getstate__(self) -> dict[str, Any]:  # ship the path, not the model, to other processes
+        return {**self.__dict__, "_detector": None}
+
+    def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        probs = np.asarray(self.detector.predict_proba(batch.column("text").to_pylist()), dtype=np.float64)
+        return append_columns(batch, {"detector_score": pa.array(probs)})
+
+    def plan(self, table: pa.Table) -> Any:
+        if not self.is_global:
+            return None
+        p = pc.fill_null(table.column("detector_score"), 0.0).to_numpy()
+        weights = capped_weights(np.power(1.0 - p, self.config.beta), self.config.cap)
+        return row_plan(table.column(ORDER).to_numpy(), [None] * table.num_rows, detector_weight=weights)
+
+    def decide(self, batch: pa.RecordBatch, plan: Any) -> pa.RecordBatch:
+        if self.is_global:
+            return RowPlanStep.decide(self, batch, plan)  # type: ignore[arg-type]
+        p = pc.fill_null(batch.column("detector_score"), 0.0).to_numpy()
+        return decisions(batch.num_rows, reasons_where(p > self.config.max_model_prob, "detector_model_prob"))
+
+
+# --------------------------------------------------------------------------- tail reference
+
+def human_texts(dataset: Dataset) -> Iterator[str]:
+    """Texts of the human records of ``dataset``, streamed."""
+    for batch in dataset.iter_batches(columns=["text", "origin"]):
+        human = pc.equal(batch.column("origin").cast(pa.string()), "human")
+        yield from batch.column("text").filter(human).to_pylist()
+
+
+def tail_reference(config: TailConfig, dataset: Dataset) -> UnigramModel:
+    """The unigram reference: the input's human records (all records if it has none), a dataset, or a builtin corpus."""
+    ref = config.reference
+    if ref.startswith("builtin:"):
+        try:
+            return UnigramModel.fit(builtin_texts(ref.split(":", 1)[1]))
+        except ValueError as exc:
+            raise ConfigError(f"reference: {exc}") from None
+    source = dataset if ref == "input" else Dataset.open(ref)
+    model = UnigramModel.fit(human_texts(source))
+    if model.total == 0:
+        model = UnigramModel.fit(t for b in source.iter_batches(columns=["text"]) for t in b.column(0).to_pylist())
+    return model
+
+
+# --------------------------------------------------------------------------- registry
+
+Builder = Callable[[Any, Dataset], Step]
+
+
+def _build_tail(config: TailConfig, dataset: Dataset) -> Step:
+    return TailStep(config, tail_reference(config, dataset))
+
+
+def _build_detector(config: DetectorStepConfig, dataset: Dataset) -> Step:
+    return DetectorStep(config, load_detector(config.path))
+
+
+STEP_CONFIGS: dict[str, type] = {
+    "detector": DetectorStepConfig,
+    "tail": TailConfig,
+    "mix": MixConfig,
+}
+
+BUILDERS: dict[str, Builder] = {
+    "detector": _build_detector,
+    "tail": _build_tail,
+    "mix": lambda config, dataset: MixStep(config),
+}
+
+
+def build_step(kind: str, config: Any, dataset: Dataset) -> Step:
+    """Make the step of ``kind`` for ``dataset`` (loads models and references it needs)."""
+    return BUILDERS[kind](config, dataset)

@@ -1,0 +1,173 @@
+"""Tail weighting: keep the rare records' share of the mix (the tails vanish first under collapse).
+
+Rarity of a record = its mean token surprisal under a unigram model of a
+reference human set::
+
+    p(t) = (c(t) + 1) / (N + V + 1)          (add-one smoothing; one slot for unseen tokens)
+    rarity(x) = (1/|x|) * sum_{t in x} -log2 p(t)      (0 for a record with no tokens)
+
+Weights ``w_i ∝ rarity_i^alpha``, capped at ``cap`` times the mean and normalised
+to mean 1 over the rows the step sees: ``w_i = min(s * rarity_i^alpha, cap)``
+with the scalar ``s`` chosen so that ``mean(w) = 1`` (water-filling; exists
+for ``cap >= 1``).  Optionally the step resamples, without replacement, ``target``
+rows with probability proportional to ``w`` (Efraimidis–Spirakis keys
+``u_i^(1/w_i)``, ``u_i`` drawn from the record id and the seed), so the result
+is the same for a seed whatever the batching or engine.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from provkit.errors import ConfigError
+from provkit.filters.step import ORDER, RowPlanStep, append_columns, row_plan, seeded_uniform
+
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def word_tokens(text: str) -> list[str]:
+    """Lower-cased word and punctuation tokens (the unit of unigram rarity and of token budgets)."""
+    return _TOKEN.findall(text.lower())
+
+
+def count_tokens(texts: Iterable[str]) -> np.ndarray:
+    """Number of :func:`word_tokens` of each text."""
+    return np.array([len(_TOKEN.findall(t)) for t in texts], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class UnigramModel:
+    """Add-one smoothed unigram frequencies of a reference corpus."""
+
+    counts: dict[str, int]
+    total: int
+
+    @classmethod
+    def fit(cls, texts: Iterable[str]) -> "UnigramModel":
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(word_tokens(text))
+        return cls(dict(counts), int(sum(counts.values())))
+
+    def surprisal(self, token: str) -> float:
+        """-log2 p(token) with add-one smoothing."""
+        return -math.log2((self.counts.get(token, 0) + 1) / (self.total + len(self.counts) + 1))
+
+    def mean_surprisal(self, texts: Iterable[str]) -> np.ndarray:
+        """Mean token surprisal (bits) of each text; 0 for a text with no tokens."""
+        log_norm = math.log2(self.total + len(self.counts) + 1)
+        out = []
+        for text in texts:
+            tokens = word_tokens(text)
+            if not tokens:
+                out.append(0.0)
+                continue
+            s = sum(math.log2(self.counts.get(t, 0) + 1) for t in tokens)
+            out.append(log_norm - s / len(tokens))
+        return np.array(out, dtype=np.float64)
+
+
+def capped_scale(raw: np.ndarray, cap: float) -> float:
+    """The scalar ``s`` with ``mean(min(s * raw, cap)) == 1`` (``raw >= 0``, ``cap >= 1``).
+
+    ``mean(min(s*raw, cap))`` is continuous and non-decreasing in ``s``; solved
+    exactly on the sorted values (the largest ``k`` values are capped).
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    n = len(raw)
+    if n == 0 or not np.any(raw > 0):
+        return 1.0
+    values = np.sort(raw)[::-1]
+    suffix = np.cumsum(values[::-1])[::-1]  # suffix[k] = sum of values[k:]
+    for k in range(n):  # k = number of capped values
+        if k * cap > n:
+            break
+        rest = suffix[k] if k < n else 0.0
+        if rest <= 0:
+            continue
+        s = (n - k * cap) / rest
+        if s * values[k] <= cap and (k == 0 or s * values[k - 1] >= cap):
+            return float(s)
+    return float(cap / values[0])
+
+
+def capped_weights(raw: np.ndarray, cap: float) -> np.ndarray:
+    """``min(s * raw, cap)`` normalised to mean 1 (see :func:`capped_scale`)."""
+    raw = np.asarray(raw, dtype=np.float64)
+    return np.minimum(capped_scale(raw, cap) * raw, cap)
+
+
+def weighted_sample_keys(weights: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """Efraimidis–Spirakis keys ``log(u) / w``: the ``k`` largest are a weighted sample without replacement.
+
+    (``log`` of ``u^(1/w)``, monotone, so no underflow.)  Zero weight -> ``-inf`` (sampled last).
+    """
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.maximum(uniform, np.finfo(np.float64).tiny))
+        return np.where(weights > 0, logs / np.where(weights > 0, weights, 1.0), -np.inf)
+
+
+def top_k_rows(keys: np.ndarray, orders: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of the ``k`` rows with the largest key (ties: lower order first)."""
+    pick = np.lexsort((orders, -keys))[:k]
+    mask = np.zeros(len(keys), dtype=bool)
+    mask[pick] = True
+    return mask
+
+
+@dataclass
+class TailConfig:
+    """``tail`` step: ``alpha`` exponent, ``cap`` (max weight, times the mean), optional resampling."""
+
+    alpha: float = 0.5
+    cap: float = 10.0
+    reference: str = "input"  # "input" (human records of the input) or a provkit dataset path
+    target: int | None = None  # resample (without replacement) to this many rows
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.alpha < 0:
+            raise ConfigError(f"alpha: must be >= 0, got {self.alpha}")
+        if self.cap < 1:
+            raise ConfigError(f"cap: must be >= 1 (weights have mean 1), got {self.cap}")
+        if self.target is not None and self.target < 0:
+            raise ConfigError(f"target: must be >= 0, got {self.target}")
+
+
+class TailStep(RowPlanStep):
+    """Score ``tail_score`` (rarity, bits/token); weight ``tail_weight``; optionally resample to ``target``.
+
+    Plan memory: 16 bytes per alive row (score + order).
+    """
+
+    name = "tail"
+    decide_columns = ("id", "tail_score")
+
+    def __init__(self, config: TailConfig, reference: UnigramModel):
+        super().__init__(config)
+        self.reference = reference
+        self.weight_column = None if config.target is not None else "tail_weight"
+
+    def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        texts = batch.column("text").to_pylist()
+        return append_columns(batch, {"tail_score": pa.array(self.reference.mean_surprisal(texts))})
+
+    def plan(self, table: pa.Table) -> pa.Table:
+        cfg = self.config
+        orders = table.column(ORDER).to_numpy()
+        rarity = pc.fill_null(table.column("tail_score"), 0.0).to_numpy()
+        weights = capped_weights(np.power(rarity, cfg.alpha), cfg.cap)
+        reasons: list[str | None] = [None] * len(orders)
+        if cfg.target is not None and cfg.target < len(orders):
+            uniform = seeded_uniform(table.column("id"), cfg.seed, salt="tail")
+            keep = top_k_rows(weighted_sample_keys(weights, uniform), orders, cfg.target)
+            reasons = ["tail_resample" if not k else None for k in keep.tolist()]
+        return row_plan(orders, reasons, tail_weight=pa.array(weights))
