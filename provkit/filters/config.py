@@ -267,3 +267,14 @@ def flags_to_document(flags: FilterFlags) -> dict[str, Any]:
 def pipeline_from_flags(flags: FilterFlags) -> PipelineConfig:
     """The same :class:`PipelineConfig` a TOML file would give, from flags."""
     return parse_pipeline(flags_to_document(flags), "<flags>")
+
+
+def resolve_pipeline(path: str | Path | None, flags: FilterFlags) -> PipelineConfig:
+    """The pipeline of ``prov filter``: from ``--config FILE`` or from step flags (not both, not neither)."""
+    if path is not None and flags.any_step():
+        raise ConfigError(f"--config {path}: give a pipeline file or step flags (--dedup, --tail-alpha, ...), not both")
+    if path is not None:
+        return load_pipeline(path)
+    if not flags.any_step():
+        raise ConfigError("no steps: give --config pipeline.toml or step flags (e.g. --dedup exact,minhash --quality)")
+    return pipeline_from_flags(flags)

@@ -15,14 +15,16 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from provkit.engines import EngineResult, LocalEngine
 from provkit.errors import ConfigError, ProvkitError
 from provkit.filters.config import PipelineConfig
 from provkit.filters.step import Step
 from provkit.filters.steps import build_step
 from provkit.provenance import Activity, Dataset, DatasetWriter
+
+if TYPE_CHECKING:  # engines import the Step protocol from this package, so import them lazily
+    from provkit.engines import EngineResult
 
 ENGINES = ("local", "ray")
 
@@ -49,6 +51,8 @@ def build_steps(config: PipelineConfig, dataset: Dataset) -> list[Step]:
 def make_engine(name: str, **options: Any) -> Any:
     """An engine object with ``run(dataset, steps, writer, progress) -> EngineResult``."""
     if name == "local":
+        from provkit.engines import LocalEngine
+
         return LocalEngine(**options)
     if name == "ray":
         try:
