@@ -51,6 +51,184 @@ def print_json(obj: Any) -> None:
 # ---------------------------------------------------------------- provenance commands
 
 
+def _ingest_progress(total_bytes: int | None) -> Any:
+    """A rich progress bar on stderr: bytes when the input size is known, else records."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("ingest"), BarColumn(), DownloadColumn() if total_bytes else TextColumn("{task.completed:,.0f} records"),
+               TextColumn("{task.fields[records]:,} records") if total_bytes else TextColumn(""), TimeElapsedColumn()]
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
+
+
+def _say(text: str, console: Console = out) -> None:
+    """One plain line: no rich markup or highlighting (paths and types contain brackets), no wrapping."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command("ingest")
+@friendly_errors
+def ingest_command(
+    sources: List[str] = typer.Argument(..., help="files, directories, globs, hf:NAME[:CONFIG][:SPLIT] or builtin:python-docs"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="dataset directory (created, or appended to when it exists)"),
+    origin: str = typer.Option("human", help="origin of every record: human|model|mixed|unknown"),
+    text_field: str = typer.Option("text", help="field (JSONL/CSV/Parquet/HF column) holding the text"),
+    id_field: Optional[str] = typer.Option(None, help="field holding a record id (default: <file>:<line or row>)"),
+    origin_field: Optional[str] = typer.Option(None, help="field holding each record's origin (overrides --origin)"),
+    parent_field: Optional[str] = typer.Option(None, help="field holding a parent id or a list of parent ids"),
+    generator_model: Optional[str] = typer.Option(None, help="model that generated the model-origin records"),
+    generation: Optional[int] = typer.Option(None, help="generation number of the model records (needs --generator-model)"),
+    dataset: Optional[str] = typer.Option(None, help="dataset name stored with each record"),
+    license: Optional[str] = typer.Option(None, help="license stored with each record"),
+    split: str = typer.Option("file", help=".txt sources: one record per file|line|paragraph"),
+    on_error: str = typer.Option("fail", help="fail: stop at the first bad record; skip: quarantine bad records"),
+    max_record_bytes: int = typer.Option(10 << 20, help="records larger than this are bad input (record too large)"),
+    json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Turn text, JSONL, CSV, Parquet or Hugging Face data into a provenance-tagged Parquet dataset."""
+    from provkit.provenance import Ingest, IngestConfig
+
+    cfg = IngestConfig(origin=origin, text_field=text_field, id_field=id_field, origin_field=origin_field,
+                       parent_field=parent_field, generator_model=generator_model, generation=generation,
+                       dataset=dataset, license=license, split=split, on_error=on_error,
+                       max_record_bytes=max_record_bytes)
+    job = Ingest(list(sources), out_dir, cfg)
+    total = job.total_bytes()
+    with _ingest_progress(total) as bar:
+        task = bar.add_task("ingest", total=total, records=0)
+
+        def step(records: int, nbytes: int) -> None:
+            done = bar.tasks[0].fields["records"] + records
+            bar.update(task, advance=nbytes if total else records, records=done)
+
+        summary = job.run(step)
+    if json_out:
+        print_json(summary.to_json())
+        return
+    origins = ", ".join(f"{k} {v:,}" for k, v in summary.by_origin.items()) or "none"
+    _say(f"{summary.mode} {summary.out}: read {summary.read:,} records, wrote {summary.written:,} "
+              f"({origins}), quarantined {summary.quarantined:,} in {summary.seconds:.1f}s")
+    for reason, n in summary.by_reason.items():
+        _say(f"  quarantined {n:,}: {reason}")
+    if summary.quarantined:
+        _say(f"  see {summary.out}/quarantine/ for each bad record with its file, line and reason")
+
+
+@app.command("inspect")
+@friendly_errors
+def inspect_command(
+    ds: Path = typer.Argument(..., help="dataset directory"),
+    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
+    """Schema, files, sizes and provenance activities of a dataset."""
+    from provkit.provenance import dataset_info
+
+    info = dataset_info(ds)
+    if json_out:
+        print_json(info)
+        return
+    rows = info["rows"]
+    _say(f"{info['path']}  schema {info['schema_version']}  data {rows.get('data', 0):,} rows  "
+              f"rejects {rows.get('rejects', 0):,}  quarantine {rows.get('quarantine', 0):,}  "
+              f"{info['bytes']:,} bytes")
+    _say("schema:")
+    for f in info["schema"]:
+        _say(f"  {f['name']}: {f['type']}")
+    _say("files:")
+    for f in info["files"]:
+        _say(f"  {f['path']}  {f['kind']}  {f['rows']:,} rows  {f['bytes']:,} bytes  sha256 {f['sha256'][:12]}")
+    for p in info["parents"]:
+        _say(f"parent: {p['path']}")
+    _say("activities:")
+    for a in info["activities"]:
+        _say(f"  {a['id']}  {a['kind']}  {a['started_at']} -> {a['ended_at']}  used {', '.join(a['used'] or [])}")
+
+
+@app.command("stats")
+@friendly_errors
+def stats_command(
+    ds: Path = typer.Argument(..., help="dataset directory"),
+    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
+    """Counts by origin, generator, generation, dataset and source; text length and token summaries."""
+    from provkit.provenance import dataset_stats
+
+    st = dataset_stats(ds)
+    if json_out:
+        print_json(st)
+        return
+
+    def counts(d: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v:,}" for k, v in d.items()) or "-"
+
+    def summary(s: dict[str, Any]) -> str:
+        if s["min"] is None:
+            return "-"
+        return f"min {s['min']:,}  median {s['p50']:,}  mean {s['mean']:,}  p90 {s['p90']:,}  p99 {s['p99']:,}  max {s['max']:,}"
+
+    _say(f"{st['path']}: {st['records']:,} records  (rejects {st['rejects']:,}, quarantine {st['quarantine']:,})")
+    for label, key in [("origin", "by_origin"), ("evidence", "by_evidence"), ("generator", "by_generator"),
+                       ("generation", "by_generation"), ("dataset", "by_dataset")]:
+        _say(f"  {label + ':':<12}{counts(st[key])}")
+    _say(f"  {'sources:':<12}{st['sources']:,} distinct; top: "
+              f"{counts(dict(list(st['by_source'].items())[:3]))}")
+    _say(f"  {'chars:':<12}{summary(st['text_chars'])}")
+    _say(f"  {'tokens:':<12}{summary(st['whitespace_tokens'])}  (whitespace tokens)")
+
+
+@app.command("lineage")
+@friendly_errors
+def lineage_command(
+    ds: Path = typer.Argument(..., help="dataset directory"),
+    record_id: str = typer.Argument(..., help="record id"),
+    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
+    """A record's ancestors through parent_ids, across parent datasets, up to the roots."""
+    from provkit.provenance import lineage
+
+    nodes = lineage(ds, record_id)
+    if json_out:
+        print_json([n.to_json() for n in nodes])
+        return
+    for n in nodes:
+        pad = "  " * n.depth
+        if not n.found:
+            _say(f"{pad}{n.id}  (not found in {ds} or its parent datasets)")
+            continue
+        gen = n.generator or {}
+        model = f"  generator {gen.get('model')} gen {gen.get('generation')}" if gen.get("model") else ""
+        root = "  [root]" if n.is_root else ""
+        _say(f"{pad}{n.id}  {n.origin} ({n.origin_evidence}){model}  activity {n.activity_id}  "
+                  f"in {n.dataset_path}{root}")
+
+
+@app.command("verify")
+@friendly_errors
+def verify_command(ds: Path = typer.Argument(..., help="dataset directory")) -> None:
+    """Re-hash every file against the manifest, check schema and row counts; exit 1 on any problem."""
+    from provkit.provenance import verify
+
+    problems = verify(ds)
+    for p in problems:
+        _say(p, err)
+    if problems:
+        raise typer.Exit(1)
+    _say(f"{ds}: ok (all files match the manifest)")
+
+
+@app.command("export")
+@friendly_errors
+def export_command(
+    ds: Path = typer.Argument(..., help="dataset directory"),
+    to: str = typer.Option(..., "--to", help="jsonl | prov-json | croissant"),
+    out_path: Path = typer.Option(..., "--out", "-o", help="output file"),
+) -> None:
+    """Export records (JSONL), provenance (W3C PROV-JSON) or a Croissant description."""
+    from provkit.provenance import export_dataset
+
+    n = export_dataset(ds, to, out_path)
+    _say(f"wrote {out_path} ({to}, {n:,} records)")
+
+
 # ---------------------------------------------------------------- filter commands
 
 

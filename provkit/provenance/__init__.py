@@ -17,6 +17,12 @@ from provkit.provenance.schema import (
     make_batch,
     normalize_text,
 )
+from provkit.provenance.export import FORMATS as EXPORT_FORMATS
+from provkit.provenance.export import croissant, export_dataset
+from provkit.provenance.ingest import IdIndex, Ingest, IngestConfig, IngestSummary, ingest
+from provkit.provenance.lineage import LineageNode, dataset_chain, lineage
+from provkit.provenance.readers import FieldMap, ReadOptions, Source, parse_hf_uri, resolve_sources
+from provkit.provenance.stats import dataset_info, dataset_stats
 from provkit.provenance.store import (
     KINDS,
     Activity,
@@ -25,6 +31,7 @@ from provkit.provenance.store import (
     DatasetWriter,
     new_activity_id,
     sha256_file,
+    open_atomic,
     verify,
     write_bytes_atomic,
     write_json_atomic,
@@ -35,5 +42,10 @@ __all__ = [
     "COLUMNS", "EVIDENCES", "GENERATOR_TYPE", "ORIGINS", "SCHEMA", "SCHEMA_VERSION", "Evidence", "Generator",
     "Origin", "check_schema", "conform", "content_hash", "make_batch", "normalize_text",
     "KINDS", "Activity", "Dataset", "DatasetError", "DatasetWriter", "new_activity_id", "sha256_file", "verify",
-    "write_bytes_atomic", "write_json_atomic",
+    "write_bytes_atomic", "write_json_atomic", "open_atomic",
+    "EXPORT_FORMATS", "croissant", "export_dataset",
+    "IdIndex", "Ingest", "IngestConfig", "IngestSummary", "ingest",
+    "LineageNode", "dataset_chain", "lineage",
+    "FieldMap", "ReadOptions", "Source", "parse_hf_uri", "resolve_sources",
+    "dataset_info", "dataset_stats",
 ]

@@ -590,7 +590,7 @@ def parse_hf_uri(uri: str) -> tuple[str, str | None, str | None]:
     """``hf:NAME[:CONFIG][:SPLIT]`` -> (name, config, split); NAME may contain '/'."""
     parts = uri[len("hf:"):].split(":")
     if not parts[0]:
-        raise InputError(f"{uri}: expected hf:NAME[:CONFIG][:SPLIT], e.g. hf:wikitext:wikitext-2-raw-v1:train")
+        raise InputError(f"{uri}: expected hf:NAME, hf:NAME:CONFIG or hf:NAME:CONFIG:SPLIT (e.g. hf:wikitext:wikitext-2-raw-v1:train)")
     parts += [None] * (3 - len(parts))
     return parts[0], parts[1] or None, parts[2] or None
 

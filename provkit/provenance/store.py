@@ -109,15 +109,31 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+@contextlib.contextmanager
+def open_atomic(path: str | Path, mode: str = "wb") -> Iterator[Any]:
+    """A file object for ``path`` that appears there only complete: temporary name, fsync, rename.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` via a temporary file in the same directory, fsync, rename."""
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-    with open(tmp, "wb") as f:
+    with open_atomic(path) as f:
         f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -597,6 +613,8 @@ def verify(path: str | Path) -> list[str]:
         d = path / kind
         if d.is_dir():
             for p in sorted(d.iterdir()):
-                if p.suffix == ".parquet" and f"{kind}/{p.name}" not in listed:
+                # hidden ``.tmp-*`` files are a writer's uncommitted temporaries: invisible to readers
+                # (pyarrow, DuckDB, Polars skip dot files) and removed by the next writer
+                if p.suffix == ".parquet" and not p.name.startswith(".") and f"{kind}/{p.name}" not in listed:
                     problems.append(f"{p}: not listed in {MANIFEST} (left over from an interrupted write)")
     return problems
