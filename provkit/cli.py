@@ -75,6 +75,7 @@ def ingest_command(
     id_field: Optional[str] = typer.Option(None, help="field holding a record id (default: <file>:<line or row>)"),
     origin_field: Optional[str] = typer.Option(None, help="field holding each record's origin (overrides --origin)"),
     parent_field: Optional[str] = typer.Option(None, help="field holding a parent id or a list of parent ids"),
+    parent_dataset: List[Path] = typer.Option([], help="dataset the parent ids live in (repeatable; used by prov lineage)"),
     generator_model: Optional[str] = typer.Option(None, help="model that generated the model-origin records"),
     generation: Optional[int] = typer.Option(None, help="generation number of the model records (needs --generator-model)"),
     dataset: Optional[str] = typer.Option(None, help="dataset name stored with each record"),
@@ -90,7 +91,7 @@ def ingest_command(
     cfg = IngestConfig(origin=origin, text_field=text_field, id_field=id_field, origin_field=origin_field,
                        parent_field=parent_field, generator_model=generator_model, generation=generation,
                        dataset=dataset, license=license, split=split, on_error=on_error,
-                       max_record_bytes=max_record_bytes)
+                       max_record_bytes=max_record_bytes, parent_datasets=tuple(str(p) for p in parent_dataset))
     job = Ingest(list(sources), out_dir, cfg)
     total = job.total_bytes()
     with _ingest_progress(total) as bar:

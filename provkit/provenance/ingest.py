@@ -92,6 +92,7 @@ class IngestConfig:
     on_error: str = "fail"
     max_record_bytes: int = 10 << 20
     block_bytes: int = 16 << 20
+    parent_datasets: tuple[str, ...] = ()  # datasets the --parent-field ids live in (for lineage)
 
     def check(self) -> None:
         if self.origin not in ORIGINS:
@@ -106,6 +107,8 @@ class IngestConfig:
             raise ConfigError("--generation needs --generator-model (the model that wrote generation N)")
         if self.max_record_bytes <= 0:
             raise ConfigError(f"--max-record-bytes {self.max_record_bytes} must be > 0")
+        for parent in self.parent_datasets:
+            Dataset.open(parent)  # a clear error now rather than a broken lineage later
 
     def read_options(self) -> ReadOptions:
         fields = FieldMap(self.text_field, self.id_field, self.origin_field, self.parent_field)
@@ -306,7 +309,8 @@ class Ingest:
     def run(self, progress: Callable[[int, int], None] | None = None) -> IngestSummary:
         """Read every source, write the dataset, commit; ``progress(records, bytes)`` after each chunk."""
         start = time.perf_counter()
-        writer = DatasetWriter(self.out, self.activity, mode="append" if self.mode == "appended" else "create")
+        writer = DatasetWriter(self.out, self.activity, parents=self.cfg.parent_datasets,
+                               mode="append" if self.mode == "appended" else "create")
         with writer:
             if writer.existing is not None:
                 self._remember_existing_ids(writer.existing)

@@ -155,8 +155,7 @@ def resolve_sources(specs: list[str]) -> list[Source]:
         elif spec.startswith("hf:"):
             out.append(Source(spec, "hf", spec))
         elif any(ch in spec for ch in "*?["):
-            root = Path(spec.split("*")[0].split("?")[0].split("[")[0])
-            root = root if str(root).endswith(os.sep) and root.is_dir() else root.parent
+            root = os.path.dirname(spec.split("*")[0].split("?")[0].split("[")[0]) or "."
             matches = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
             if not matches:
                 raise InputError(f"{spec}: the pattern matches no file")
