@@ -22,6 +22,7 @@ import glob
 import io
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -192,7 +193,16 @@ def read_source(source: Source, opts: ReadOptions) -> Iterator[RawChunk]:
         if problem:
             yield RawChunk(source.uri, "file", _empty(), [BadRecord(source.uri, None, "file", problem)], source.id_prefix)
             return
-    yield from readers[source.kind](source, opts)
+    last = 0
+    try:
+        for chunk in readers[source.kind](source, opts):
+            if chunk.table.num_rows:
+                last = int(chunk.table.column(POS)[-1].as_py())
+            yield chunk
+    except (OSError, EOFError, zlib.error, pa.ArrowInvalid) as exc:  # a corrupt .gz, an I/O error mid-file
+        after = f" after {last} good {'lines' if source.kind in ('txt', 'jsonl', 'csv') else 'rows'}" if last else ""
+        bad = BadRecord(source.uri, None, "file", f"cannot read the rest of the file{after} ({one_line(exc)})")
+        yield RawChunk(source.uri, "file", _empty(), [bad], source.id_prefix)
 
 
 def _unreadable(path: str) -> str | None:
@@ -333,10 +343,11 @@ def _parse_json_block(block: bytes, schema: pa.Schema, wanted: dict[str, str]) -
     parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
     read = pajson.ReadOptions(block_size=max(len(block) + 1, 1 << 20))
     try:
-        table = pajson.read_json(io.BytesIO(block), read_options=read, parse_options=parse)
+        table = _select_fields(pajson.read_json(io.BytesIO(block), read_options=read, parse_options=parse), wanted)
+        table.validate(full=True)  # pyarrow's JSON reader lets invalid UTF-8 into string columns
     except (pa.ArrowInvalid, UnicodeDecodeError, pa.ArrowNotImplementedError):
         return None
-    return _select_fields(table, wanted)
+    return table
 
 
 def _select_fields(table: pa.Table, wanted: dict[str, str]) -> pa.Table:
