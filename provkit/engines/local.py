@@ -225,8 +225,7 @@ class LocalEngine:
                      tables: list[pa.Table | None], weighting: list[int], writer: DatasetWriter) -> np.ndarray | None:
         order = batch.column(ORDER).to_numpy()
         row_fate = fate[order]
-        names = [c for c in batch.schema.names if not c.startswith(INTERNAL_PREFIX)]
-        arrays = [batch.column(c) for c in names]
+        columns = {c: batch.column(c) for c in batch.schema.names if not c.startswith(INTERNAL_PREFIX)}
         reason = pa.nulls(batch.num_rows, pa.string())
         step_name = np.array([None] * batch.num_rows, dtype=object)
         weight = np.ones(batch.num_rows, dtype=np.float64)
@@ -237,16 +236,15 @@ class LocalEngine:
                 if col == DROP_REASON:
                     mine = pa.array(row_fate == k)
                     reason = pc.if_else(mine, looked.column(col), reason)
-                elif not col.startswith(INTERNAL_PREFIX):
-                    names.append(col)
-                    arrays.append(looked.column(col))
+                elif not col.startswith(INTERNAL_PREFIX):  # same name from two steps (dup_of): first non-null
+                    values = looked.column(col)
+                    columns[col] = pc.coalesce(columns[col], values) if col in columns else values
             step_name[row_fate == k] = step.name
             if k in weighting:
                 weight *= pc.fill_null(looked.column(step.weight_column), 1.0).to_numpy(zero_copy_only=False)
         if weighting:
-            names.append(SAMPLE_WEIGHT)
-            arrays.append(pa.array(weight))
-        out = pa.RecordBatch.from_arrays(arrays, names=names)
+            columns[SAMPLE_WEIGHT] = pa.array(weight)
+        out = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
         keep = row_fate == KEPT
         if keep.any():
             writer.write(out.filter(pa.array(keep)), kind="data")

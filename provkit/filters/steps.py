@@ -30,6 +30,81 @@ from provkit.filters.step import (
 from provkit.filters.tail import TailConfig, TailStep, UnigramModel, capped_weights
 from provkit.provenance import Dataset, builtin_texts
 
+# --------------------------------------------------------------------------- dedup
+
+@dataclass
+class ExactDedupConfig:
+    """``exact_dedup`` step: equal ``content_hash`` -> one survivor (human first, then earliest)."""
+
+
+class ExactDedupStep(RowPlanStep):
+    """Drop exact duplicates (``exact_duplicate``); rejects name the survivor in ``dup_of``.
+
+    Plan memory: id + content_hash + origin (~110 bytes) per alive row.
+    """
+
+    name = "exact_dedup"
+    decide_columns = ("id", "content_hash", "origin")
+
+    def plan(self, table: pa.Table) -> pa.Table:
+        from provkit.filters.dedup import exact_duplicates
+
+        orders = table.column(ORDER).to_numpy()
+        result = exact_duplicates(table.column("content_hash"), table.column("origin"), orders)
+        reasons = ["exact_duplicate" if not s else None for s in result.is_survivor.tolist()]
+        return row_plan(orders, reasons, dup_of=pa.array(result.dup_of(table.column("id")), pa.string()),
+                        exact_cluster=result.cluster)
+
+
+@dataclass
+class MinhashDedupConfig:
+    """``minhash_dedup`` step: MinHash of word ``ngram`` shingles + LSH at Jaccard ``threshold``."""
+
+    threshold: float = 0.8
+    num_perm: int = 128
+    ngram: int = 5
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError(f"threshold: must be in (0, 1], got {self.threshold}")
+        if self.num_perm < 2 or self.ngram < 1:
+            raise ConfigError(f"num_perm/ngram: must be >= 2 / >= 1, got {self.num_perm}/{self.ngram}")
+
+    def near_dup(self) -> Any:
+        from provkit.filters.dedup import NearDupConfig
+
+        return NearDupConfig(threshold=self.threshold, ngram=self.ngram, num_perm=self.num_perm, seed=self.seed)
+
+
+class MinhashDedupStep(RowPlanStep):
+    """Score ``_minhash`` signatures; drop near duplicates (``near_duplicate``) by connected components.
+
+    Plan memory: the signature (4 * num_perm bytes) + id + origin per alive row,
+    plus the LSH index of :mod:`provkit.filters.dedup`.
+    """
+
+    name = "minhash_dedup"
+    decide_columns = ("id", "origin", "_minhash")
+
+    def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        from provkit.filters.minhash import signatures, signatures_to_arrow
+
+        sigs = signatures(batch.column("text").to_pylist(), self.config.near_dup().minhash())
+        return append_columns(batch, {"_minhash": signatures_to_arrow(sigs)})
+
+    def plan(self, table: pa.Table) -> pa.Table:
+        from provkit.filters.dedup import near_duplicates
+        from provkit.filters.minhash import signatures_from_arrow
+
+        orders = table.column(ORDER).to_numpy()
+        sigs = signatures_from_arrow(table.column("_minhash"))
+        result = near_duplicates(sigs, table.column("origin"), orders, self.config.near_dup())
+        reasons = ["near_duplicate" if not s else None for s in result.is_survivor.tolist()]
+        return row_plan(orders, reasons, dup_of=pa.array(result.dup_of(table.column("id")), pa.string()),
+                        near_dup_cluster=result.cluster)
+
+
 # --------------------------------------------------------------------------- detector
 
 DETECTOR_POLICIES = ("drop", "weight")
@@ -146,12 +221,16 @@ def _build_detector(config: DetectorStepConfig, dataset: Dataset) -> Step:
 
 
 STEP_CONFIGS: dict[str, type] = {
+    "exact_dedup": ExactDedupConfig,
+    "minhash_dedup": MinhashDedupConfig,
     "detector": DetectorStepConfig,
     "tail": TailConfig,
     "mix": MixConfig,
 }
 
 BUILDERS: dict[str, Builder] = {
+    "exact_dedup": lambda config, dataset: ExactDedupStep(config),
+    "minhash_dedup": lambda config, dataset: MinhashDedupStep(config),
     "detector": _build_detector,
     "tail": _build_tail,
     "mix": lambda config, dataset: MixStep(config),
