@@ -50,6 +50,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import numba
 import numpy as np
+import pyarrow as pa
 from datasketch.hashfunc import sha1_hash32, sha1_hash64
 
 Scheme = Literal["affine32", "affine64", "legacy"]
@@ -465,6 +466,20 @@ def estimate_jaccard(sigs: np.ndarray, left: np.ndarray, right: np.ndarray, chun
         i, j = left[start:start + chunk], right[start:start + chunk]
         out[start:start + chunk] = np.mean(sigs[i] == sigs[j], axis=1)
     return out
+
+
+def signatures_to_arrow(sigs: np.ndarray) -> pa.FixedSizeListArray:
+    """Signatures as an Arrow ``fixed_size_list<uint32|uint64>[num_perm]`` column (zero-copy)."""
+    sigs = np.ascontiguousarray(sigs)
+    return pa.FixedSizeListArray.from_arrays(pa.array(sigs.reshape(-1)), sigs.shape[1] if sigs.ndim == 2 else 0)
+
+
+def signatures_from_arrow(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The ``(n, num_perm)`` array back from :func:`signatures_to_arrow` (a concatenation of chunks)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    width = column.type.list_size
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
 
 
 def config_params(config: MinHashConfig) -> dict[str, Any]:
