@@ -14,13 +14,16 @@ Duplicate ids are found with :class:`IdIndex` (8 bytes per record seen).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +48,7 @@ from provkit.provenance.schema import ORIGINS, Evidence, Generator, Origin, make
 from provkit.provenance.store import MANIFEST, Activity, Dataset, DatasetWriter
 
 ON_ERROR = ("fail", "skip")
+T = TypeVar("T")
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -316,7 +320,7 @@ class Ingest:
                 self._remember_existing_ids(writer.existing)
             opts = self.cfg.read_options()
             for source in self.sources:
-                for chunk in read_source(source, opts):
+                for chunk in prefetch(read_source(source, opts)):
                     tagged = self.tag(chunk, source)
                     self._account(chunk, tagged)
                     if tagged.batch is not None and tagged.batch.num_rows:
@@ -377,19 +381,62 @@ class Ingest:
     def _records(self, table: pa.Table, ids: pa.Array, origin: pa.Array, parents: pa.Array,
                  source: Source) -> pa.RecordBatch:
         cfg = self.cfg
-        origins = origin.to_pylist()
-        declared = [None if o == Origin.UNKNOWN.value else Evidence.DECLARED.value for o in origins]
-        confidence = [None if o == Origin.UNKNOWN.value else 1.0 for o in origins]
+        unknown = pc.equal(origin, Origin.UNKNOWN.value)
+        declared = pc.if_else(unknown, pa.scalar(None, pa.string()), Evidence.DECLARED.value)
+        confidence = pc.if_else(unknown, pa.scalar(None, pa.float32()), pa.scalar(1.0, pa.float32()))
         generators = None
         if cfg.generator_model:
-            gen = Generator(cfg.generator_model, cfg.generation or 0)
-            generators = [gen if o == Origin.MODEL.value else None for o in origins]
+            gen, model = Generator(cfg.generator_model, cfg.generation or 0), Origin.MODEL.value
+            generators = [gen if o == model else None for o in origin.to_pylist()]
         uri = table.column(SOURCE).combine_chunks() if SOURCE in table.column_names else source_uri(source)
         return make_batch(
             table.column("text").combine_chunks(), ids=ids, origin=origin, evidence=declared, confidence=confidence,
             generators=generators, parent_ids=parents, activity_id=self.activity.id, source_uri=uri,
             dataset=cfg.dataset, license=cfg.license, ingested_at=self.activity.started_at,
         )
+
+
+def prefetch(chunks: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Yield from ``chunks`` while a background thread reads up to ``depth`` items ahead.
+
+    Parsing (pyarrow, GIL released) then overlaps with tagging and hashing;
+    memory grows by at most ``depth`` chunks.  Exceptions reach the consumer;
+    if the consumer stops early, the reader thread stops too.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as exc:  # handed to the consumer
+            q.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="provkit-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                q.get_nowait()
+            thread.join(timeout=0.05)
 
 
 def source_uri(source: Source) -> str:

@@ -1,0 +1,123 @@
+"""Ingest throughput against plain pyarrow, and peak memory at two corpus sizes.
+
+Generates a JSONL corpus (``--mb``, default 300 MB; records of ~0.3-2 KB of
+text with an integer id and a metadata object), then, each in its own
+subprocess and in the same run:
+
+* peer:    ``pyarrow.json.read_json`` + ``pyarrow.parquet.write_table`` (zstd)
+* provkit: ``prov ingest`` (``provkit.provenance.ingest``) of the same file:
+           parse + check every record + sha256 content hash + tag + write
+           checksummed parts + manifest + PROV document.
+
+Prints the throughput ratio provkit / peer (target >= 0.5) at the full size,
+and the peak RSS of both at ``--small-mb`` and ``--mb``: provkit streams, so
+its peak must not grow with the corpus; the peer reads the whole file at once.
+Peak RSS of a run is read with ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``
+in a launcher process whose only child is that run.
+
+    python benchmarks/ingest.py [--mb 300] [--small-mb 100] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an they "
+         "you were her she there one all we their can has been if more when will would who so no model data human "
+         "collapse generation tail distribution provenance record text corpus sample token perplexity").split()
+
+PEER = """
+import sys, time, pyarrow.json as pj, pyarrow.parquet as pq
+t = time.perf_counter()
+table = pj.read_json(sys.argv[1])
+pq.write_table(table, sys.argv[2], compression="zstd")
+print(time.perf_counter() - t, table.num_rows)
+"""
+
+PROVKIT = """
+import sys, time
+from provkit.provenance import IngestConfig, ingest
+t = time.perf_counter()
+s = ingest([sys.argv[1]], sys.argv[2], IngestConfig(id_field="id"))
+print(time.perf_counter() - t, s.written)
+"""
+
+LAUNCH = """
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+if r.returncode:
+    sys.exit(r.stderr)
+print(r.stdout.strip(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def make_corpus(path: Path, mb: int, seed: int = 0) -> int:
+    """Write ~``mb`` MB of JSON lines; returns the record count."""
+    rng = random.Random(seed)
+    n = 0
+    with open(path, "w") as f:
+        while f.tell() < mb << 20:
+            lines = []
+            for _ in range(2000):
+                text = " ".join(rng.choices(WORDS, k=rng.randint(50, 350)))
+                lines.append(json.dumps({"id": n, "text": text, "meta": {"source": "bench", "n": n % 97}}) + "\n")
+                n += 1
+            f.writelines(lines)
+    return n
+
+
+def measure(code: str, src: Path, out: Path) -> tuple[float, int, int]:
+    """(seconds of work, rows, peak RSS in KiB) of ``code`` run on ``src`` in a fresh subprocess."""
+    cmd = [sys.executable, "-c", LAUNCH, sys.executable, "-c", code, str(src), str(out)]
+    secs, rows, rss = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+    return float(secs), int(rows), int(rss)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=int, default=300, help="corpus size in MB")
+    ap.add_argument("--small-mb", type=int, default=100, help="the smaller corpus for the memory comparison")
+    ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="provkit-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results = {}
+    try:
+        for mb in (args.small_mb, args.mb):
+            src = work / f"corpus-{mb}mb.jsonl"
+            t = time.perf_counter()
+            records = make_corpus(src, mb)
+            print(f"corpus {mb} MB: {records:,} records ({src.stat().st_size / 1e6:.0f} MB, "
+                  f"generated in {time.perf_counter() - t:.1f}s)", flush=True)
+            peer = measure(PEER, src, work / f"peer-{mb}.parquet")
+            shutil.rmtree(work / f"prov-{mb}", ignore_errors=True)
+            prov = measure(PROVKIT, src, work / f"prov-{mb}")
+            assert peer[1] == prov[1] == records, (peer, prov, records)
+            mbs = src.stat().st_size / 1e6
+            results[mb] = (peer, prov)
+            print(f"  pyarrow read_json+write_table: {peer[0]:6.2f}s  {mbs / peer[0]:6.1f} MB/s  "
+                  f"peak RSS {peer[2] / 1024:6.0f} MiB")
+            print(f"  provkit ingest:                {prov[0]:6.2f}s  {mbs / prov[0]:6.1f} MB/s  "
+                  f"peak RSS {prov[2] / 1024:6.0f} MiB", flush=True)
+            src.unlink()
+        (peer_s, prov_s), (peer_l, prov_l) = results[args.small_mb], results[args.mb]
+        ratio = peer_l[0] / prov_l[0]
+        print(f"throughput ratio provkit/pyarrow at {args.mb} MB: {ratio:.2f} (target >= 0.5)")
+        print(f"peak RSS provkit: {prov_s[2] / 1024:.0f} MiB at {args.small_mb} MB, {prov_l[2] / 1024:.0f} MiB at "
+              f"{args.mb} MB (x{prov_l[2] / prov_s[2]:.2f}); pyarrow: {peer_s[2] / 1024:.0f} -> "
+              f"{peer_l[2] / 1024:.0f} MiB (x{peer_l[2] / peer_s[2]:.2f})")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
