@@ -206,38 +206,46 @@ _WORD_BYTE.flags.writeable = False
 
 @numba.njit(cache=True, nogil=True)
 def _word_hash_kernel(data, doc_offsets, word_byte):  # pragma: no cover - compiled
-    """FNV-1a-64 of every word; returns (word hashes, per-document word offsets).
+    """FNV-1a-64 of every word; returns (word hashes, word lengths in characters, per-document word offsets).
 
     A word is a maximal run of bytes with ``word_byte[c]`` set, ``A-Z`` folded to
     ``a-z``.  On ASCII text this is exactly ``re.findall(r"\\w+", text.lower())``;
     non-ASCII texts are handed in as :func:`normalized_words` (words and single spaces).
     """
     n_docs = doc_offsets.shape[0] - 1
-    out = np.empty(data.shape[0] // 2 + n_docs + 1, dtype=np.uint64)
+    capacity = data.shape[0] // 2 + n_docs + 1
+    out = np.empty(capacity, dtype=np.uint64)
+    lengths = np.empty(capacity, dtype=np.int32)
     word_offsets = np.empty(n_docs + 1, dtype=np.int64)
     count = 0
     for d in range(n_docs):
         word_offsets[d] = count
         in_word = False
         h = np.uint64(_FNV_OFFSET)
+        chars = 0
         for i in range(doc_offsets[d], doc_offsets[d + 1]):
             c = data[i]
             if word_byte[c] == 0:
                 if in_word:
                     out[count] = h
+                    lengths[count] = chars
                     count += 1
                     in_word = False
                     h = np.uint64(_FNV_OFFSET)
+                    chars = 0
             else:
                 in_word = True
                 if 65 <= c <= 90:
                     c += 32
+                if c & 0xC0 != 0x80:  # not a UTF-8 continuation byte: a new character
+                    chars += 1
                 h = (h ^ np.uint64(c)) * np.uint64(_FNV_PRIME)
         if in_word:
             out[count] = h
+            lengths[count] = chars
             count += 1
     word_offsets[n_docs] = count
-    return out[:count], word_offsets
+    return out[:count], lengths[:count], word_offsets
 
 
 @numba.njit(cache=True, nogil=True)
@@ -250,7 +258,7 @@ def _fmix64(h):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _shingle_combine_kernel(word_hashes, word_offsets, n):  # pragma: no cover - compiled
+def _shingle_combine_kernel(word_hash, word_offsets, n):  # pragma: no cover - compiled
     """Combine ``n`` consecutive word hashes per document into 64-bit shingle hashes (CSR out)."""
     n_docs = word_offsets.shape[0] - 1
     total = 0
@@ -270,7 +278,7 @@ def _shingle_combine_kernel(word_hashes, word_offsets, n):  # pragma: no cover -
         for s in range(max(m - n + 1, 1)):
             h = np.uint64(_COMBINE_SEED)
             for k in range(width):
-                h = (h ^ word_hashes[start + s + k]) * np.uint64(_COMBINE_MUL)
+                h = (h ^ word_hash[start + s + k]) * np.uint64(_COMBINE_MUL)
             out[pos] = _fmix64(h)
             pos += 1
     offsets[n_docs] = pos
@@ -298,10 +306,18 @@ def _utf8_stream(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return data, offsets
 
 
-def _shingle_hashes_fast(texts: Sequence[str], n: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every word of every text (see :func:`words`) as ``(FNV-1a-64 hashes, lengths in characters, offsets)``.
+
+    CSR layout: document ``d`` owns entries ``offsets[d]:offsets[d+1]``.
+    """
     data, doc_offsets = _utf8_stream(texts)
-    word_hashes, word_offsets = _word_hash_kernel(data, doc_offsets, _WORD_BYTE)
-    hashes, offsets = _shingle_combine_kernel(word_hashes, word_offsets, n)
+    return _word_hash_kernel(data, doc_offsets, _WORD_BYTE)
+
+
+def _shingle_hashes_fast(texts: Sequence[str], n: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    word_hash, _, word_offsets = word_hashes(texts)
+    hashes, offsets = _shingle_combine_kernel(word_hash, word_offsets, n)
     if bits == 32:
         hashes = hashes & np.uint64(_MASK32)
     return hashes, offsets
