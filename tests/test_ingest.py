@@ -210,3 +210,12 @@ def test_cli_ingest_json_summary(tmp_path, jsonl_file):
     assert st["by_generation"] == {"1": 6}
     assert st["whitespace_tokens"]["max"] == max(len(t.split()) for t in DOCS)
     assert st["text_chars"]["min"] == min(len(t) for t in DOCS)
+
+
+def test_long_line_within_the_limit_takes_the_fast_path_intact(tmp_path):
+    """A 3 MB record is longer than pyarrow's 2 MiB parse sub-block: it must still come out whole."""
+    big = "word " * 600_000
+    src = write_jsonl(tmp_path / "long.jsonl", [{"text": "short"}, {"text": big}, {"text": "short again"}])
+    s = ingest([str(src)], tmp_path / "ds")
+    assert s.written == 3
+    assert [len(r["text"]) for r in rows(tmp_path / "ds")] == [5, len(big), 11]

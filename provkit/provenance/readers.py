@@ -341,13 +341,18 @@ def _parse_json_block(block: bytes, schema: pa.Schema, wanted: dict[str, str]) -
     fails fast; id and parent are inferred so integer ids and lists work.
     """
     parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
-    read = pajson.ReadOptions(block_size=max(len(block) + 1, 1 << 20))
-    try:
-        table = _select_fields(pajson.read_json(io.BytesIO(block), read_options=read, parse_options=parse), wanted)
-        table.validate(full=True)  # pyarrow's JSON reader lets invalid UTF-8 into string columns
-    except (pa.ArrowInvalid, UnicodeDecodeError, pa.ArrowNotImplementedError):
-        return None
-    return table
+    # sub-blocks of 2 MiB are parsed on all cores; a line longer than that needs the block in one piece
+    for block_size in dict.fromkeys((min(len(block) + 1, 2 << 20), len(block) + 1)):
+        try:
+            read = pajson.ReadOptions(block_size=block_size)
+            table = _select_fields(pajson.read_json(io.BytesIO(block), read_options=read, parse_options=parse),
+                                   wanted)
+            table.validate(full=True)  # pyarrow's JSON reader lets invalid UTF-8 into string columns
+            return table
+        except (pa.ArrowInvalid, UnicodeDecodeError, pa.ArrowNotImplementedError) as exc:
+            if "straddl" not in str(exc):
+                return None
+    return None
 
 
 def _select_fields(table: pa.Table, wanted: dict[str, str]) -> pa.Table:
