@@ -51,7 +51,6 @@ from typing import Any, Callable, Literal, Sequence
 import numba
 import numpy as np
 import pyarrow as pa
-from datasketch.hashfunc import sha1_hash32, sha1_hash64
 
 Scheme = Literal["affine32", "affine64", "legacy"]
 SCHEMES: tuple[str, ...] = ("affine32", "affine64", "legacy")
@@ -186,6 +185,8 @@ def resolve_hashfunc(hashfunc: str | Callable[[bytes], int], scheme: str) -> Cal
     if hashfunc == "fast":
         return ShingleHash(bits)
     if hashfunc == "sha1":
+        from datasketch.hashfunc import sha1_hash32, sha1_hash64  # datasketch's own, so signatures match
+
         return sha1_hash64 if bits == 64 else sha1_hash32
     if callable(hashfunc):
         return hashfunc
