@@ -300,7 +300,233 @@ def filter_command(
 # ---------------------------------------------------------------- detector commands
 
 
+def _detector_progress(description: str, total: int) -> Any:
+    """A rich progress bar on stderr counting texts; returns (bar, advance(n))."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err, transient=True)
+    task = bar.add_task(description, total=max(total, 1))
+    return bar, lambda n: bar.update(task, advance=n)
+
+
+def _print_detector_metrics(title: str, m: Any) -> None:
+    _say(title)
+    _say(f"  AUROC {m.auroc:.4f}   TPR@1%FPR {m.tpr_at_1pct_fpr:.3f}   TPR@5%FPR {m.tpr_at_5pct_fpr:.3f}   "
+         f"ECE {m.ece:.3f}")
+    _say(f"  at P(model) >= {m.threshold:g}: accuracy {m.accuracy:.3f}   human kept {m.true_negative}/{m.n_human}   "
+         f"model caught {m.true_positive}/{m.n_model}   (FP {m.false_positive}, FN {m.false_negative})")
+
+
+@detector_app.command("train")
+@friendly_errors
+def detector_train(
+    ds: Path = typer.Argument(..., help="provkit dataset with origin human/model records"),
+    out_path: Path = typer.Option(..., "--out", "-o", help="detector directory to write"),
+    kind: str = typer.Option("ngram", "--kind", help="ngram | lm | embedding"),
+    model: Optional[str] = typer.Option(None, "--model", help="local model directory (lm, embedding)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the held-out split and the folds"),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", help="share of labelled records held out"),
+    c: float = typer.Option(1.0, "--C", help="inverse L2 regularisation of the logistic regression"),
+    threshold: float = typer.Option(0.5, "--threshold", help="P(model) at or above which a text is model text"),
+    max_length: int = typer.Option(256, "--max-length", help="tokens read per text (lm, embedding)"),
+    as_json: bool = typer.Option(False, "--json", help="print the held-out figures as JSON"),
+) -> None:
+    """Train a human-vs-model detector on DS (origin unknown/mixed records are skipped) and save it."""
+    from provkit.filters.detector import DetectorConfig, labelled_texts, save_detector, train_detector_on_dataset
+    from provkit.provenance import Dataset
+
+    config = DetectorConfig(kind=kind, model=model, seed=seed, test_fraction=test_fraction, C=c,
+                            threshold=threshold, max_length=max_length).validate()
+    data = labelled_texts(Dataset.open(ds))
+    bar, advance = _detector_progress(f"features ({kind})", len(data.texts))
+    with bar:
+        trained = train_detector_on_dataset(ds, config, advance, data=data)
+    save_detector(trained.detector, out_path)
+    if as_json:
+        print_json({"detector": str(out_path), "kind": kind, "n_train": trained.n_train, "n_test": trained.n_test,
+                    **trained.heldout.to_json()})
+        return
+    _print_detector_metrics(f"held-out ({trained.n_test} of {trained.n_train + trained.n_test} labelled records, "
+                            f"{data.skipped} unlabelled skipped):", trained.heldout)
+    _say(f"saved {kind} detector -> {out_path}")
+
+
+@detector_app.command("eval")
+@friendly_errors
+def detector_eval(
+    det: Path = typer.Argument(..., help="detector directory"),
+    ds: Path = typer.Argument(..., help="provkit dataset with origin human/model records"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="decision threshold (default: the detector's)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """AUROC, TPR at 1% and 5% FPR, calibration error and confusion of DET on the labelled records of DS."""
+    from provkit.filters.detector import labelled_texts, load_detector
+    from provkit.provenance import Dataset
+
+    detector = load_detector(det)
+    data = labelled_texts(Dataset.open(ds))
+    bar, advance = _detector_progress("scoring", len(data.texts))
+    with bar:
+        metrics = detector.evaluate(data.texts, data.labels, advance, threshold)
+    if as_json:
+        print_json({"detector": str(det), "dataset": str(ds), "kind": detector.kind, **metrics.to_json()})
+        return
+    _print_detector_metrics(f"{detector.kind} detector on {len(data.texts)} labelled records of {ds}:", metrics)
+
+
+@detector_app.command("score")
+@friendly_errors
+def detector_score(
+    det: Path = typer.Argument(..., help="detector directory"),
+    ds: Path = typer.Argument(..., help="provkit dataset to score"),
+    out_path: Path = typer.Option(..., "--out", "-o", help="new dataset with a detector_score column"),
+    tag: bool = typer.Option(False, "--tag", help="set origin of unknown records from the score (evidence: detector)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="decision threshold for --tag"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
+) -> None:
+    """Write DS with detector_score = calibrated P(model) into a new dataset (parent: DS)."""
+    from provkit.filters.detector import load_detector, score_dataset
+    from provkit.provenance import Dataset
+
+    detector = load_detector(det)
+    bar, advance = _detector_progress("scoring", Dataset.open(ds).num_rows())
+    with bar:
+        summary = score_dataset(detector, ds, out_path, tag=tag, threshold=threshold, detector_path=det,
+                                progress=advance)
+    if as_json:
+        print_json(summary.to_json())
+        return
+    tagged = f"; tagged unknown: {summary.tagged_model} model, {summary.tagged_human} human" if tag else ""
+    _say(f"scored {summary.rows} records (mean P(model) {summary.mean_score:.3f}){tagged} -> {out_path}")
+
+
 # ---------------------------------------------------------------- experiment commands
+
+
+def _experiment_progress():  # -> (rich Progress, reporter)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err, transient=False)
+    tasks: dict[str, Any] = {}
+
+    def reporter(desc: str, total: int) -> Callable[[int], None]:
+        if desc == "experiment units":
+            task = tasks.setdefault(desc, progress.add_task(desc, total=total))
+        else:
+            if "step" in tasks:
+                progress.remove_task(tasks["step"])
+            task = tasks["step"] = progress.add_task(f"  {desc}", total=total)
+        return lambda n: progress.advance(task, n)
+
+    return progress, reporter
+
+
+@experiment_app.command("run")
+@friendly_errors
+def experiment_run(
+    run_dir: Path = typer.Option(..., "--out", help="run directory (rerun the same command to resume)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="experiment TOML (any ExperimentConfig key)"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="tiny (default, offline CPU) or paper (OPT-125m, wikitext-2)"),
+    model: Optional[str] = typer.Option(None, "--model", help="model directory or hub name (overrides the preset)"),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="builtin:python-docs, wikitext-2-raw-v1, or a local copy"),
+    generations: Optional[int] = typer.Option(None, "--generations"),
+    detector: Optional[str] = typer.Option(None, "--detector", help="a trained detector directory: score each generation"),
+    no_report: bool = typer.Option(False, "--no-report", help="skip writing report.md / report.html"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Train generation after generation on the previous generation's text, under each condition."""
+    from provkit.train import load_experiment_config, run_experiment, write_report
+
+    cfg = load_experiment_config(config, preset, model=model, corpus=corpus, generations=generations, detector=detector)
+    progress, reporter = _experiment_progress()
+    with progress:
+        summary = run_experiment(cfg, run_dir, reporter)
+    paths = [] if no_report else [str(p) for p in write_report(run_dir)]
+    last = {}
+    for row in summary.metrics:
+        if row["generation"] >= last.get(row["condition"], {}).get("generation", -1) and row["seed"] == cfg.seeds[0]:
+            last[row["condition"]] = row
+    result = {"out": str(run_dir), "seconds": round(summary.seconds, 1), "units_run": summary.units_done,
+              "units_resumed": summary.units_resumed, "report": paths,
+              "last_generation": {c: {"generation": r["generation"], "test_ppl": r["test_ppl"]} for c, r in last.items()}}
+    if as_json:
+        print_json(result)
+        return
+    for cond, r in result["last_generation"].items():
+        gen0 = next(m["test_ppl"] for m in summary.metrics if m["condition"] == cond and m["generation"] == 0)
+        out_line = f"{cond:>16}: test ppl {gen0:8.1f} (gen 0) -> {r['test_ppl']:8.1f} (gen {r['generation']})"
+        out.print(out_line, highlight=False)
+    out.print(f"{summary.units_done} units run, {summary.units_resumed} resumed, {summary.seconds:.0f} s; "
+                           f"metrics in {run_dir}/metrics.parquet" + (f", report {paths[1]}" if paths else ""), highlight=False)
+
+
+@experiment_app.command("report")
+@friendly_errors
+def experiment_report(run: Path = typer.Argument(..., help="run directory"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Write RUN/report.md and a self-contained RUN/report.html with figures, tables and the config."""
+    from provkit.train import write_report
+
+    md, html_path = write_report(run)
+    if as_json:
+        print_json({"markdown": str(md), "html": str(html_path)})
+    else:
+        out.print(f"wrote {md} and {html_path}", highlight=False)
+
+
+@experiment_app.command("compare")
+@friendly_errors
+def experiment_compare(runs: List[Path] = typer.Argument(..., help="run directories"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Put runs side by side: test perplexity at generation 0 and at the last generation per condition."""
+    from rich.table import Table
+
+    from provkit.train import compare_runs
+
+    rows = compare_runs(runs)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("run", "condition", "gens", "ppl gen 0", "ppl last", "ratio", "tail recall", "distinct-2")
+    for r in rows:
+        table.add_row(r["run"], r["condition"], str(r["generations"]), f"{r['ppl_gen0']:.1f}", f"{r['ppl_last']:.1f}",
+                      f"{r['ppl_ratio']:.3f}", f"{r['tail_recall_last']:.3f}", f"{r['distinct_2_last']:.3f}")
+    out.print(table)
+
+
+@experiment_app.command("toy")
+@friendly_errors
+def experiment_toy(
+    kind: str = typer.Argument(..., help="gaussian or gmm"),
+    out_dir: Path = typer.Option(Path("toy-out"), "--out", help="directory for toy.png and toy.json"),
+    samples: int = typer.Option(100, "--samples", "-M", help="samples per generation (M)"),
+    generations: int = typer.Option(200, "--generations"),
+    repeats: int = typer.Option(1000, "--repeats"),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The theory's toy loop: fit a Gaussian (or 2-component mixture) to M samples, sample M from the fit, repeat."""
+    from provkit.train import ToyConfig, run_toy, write_toy
+
+    if kind not in ("gaussian", "gmm"):
+        raise ProvkitError(f"toy kind: unknown {kind!r}; expected gaussian or gmm")
+    if samples < 2 or generations < 1 or repeats < 1:
+        raise ProvkitError("--samples must be >= 2, --generations and --repeats >= 1")
+    result = run_toy(ToyConfig(kind=kind, samples=samples, generations=generations, repeats=repeats, seed=seed))
+    png, js = write_toy(result, out_dir)
+    rows = result.summary()
+    if as_json:
+        print_json({"plot": str(png), "summary": str(js), "last": rows[-1]})
+        return
+    for r in (rows[0], rows[len(rows) // 2], rows[-1]):
+        line = f"gen {r['generation']:4d}: mean sigma-hat {r['sigma_mean']:.4f}"
+        if "sigma_closed_form" in r:
+            line += f" (closed form {r['sigma_closed_form']:.4f})"
+        line += f", E(mu_n-mu)^2 {r['mean_sq_drift']:.4f}"
+        if "mean_sq_drift_closed_form" in r:
+            line += f" (n sigma^2/M = {r['mean_sq_drift_closed_form']:.4f})"
+        out.print(line, highlight=False)
+    out.print(f"plot {png}, table {js}", highlight=False)
 
 
 def main() -> None:
