@@ -1,5 +1,6 @@
 """Provenance: the record schema, the dataset store, readers, lineage and export."""
 
+from provkit.provenance import builtin
 from provkit.provenance.builtin import BUILTIN_SOURCES, BuiltinDoc, builtin_texts, iter_builtin
 from provkit.provenance.schema import (
     COLUMNS,

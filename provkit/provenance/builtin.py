@@ -5,13 +5,23 @@
 standard library's modules, classes and functions, read with ``ast`` from the
 installed sources (nothing is imported or executed).  Deterministic for a given
 Python version: documents come out in a fixed order with stable ids.
+
+Parsing the standard library takes several seconds, so the corpus is cached
+as JSON lines under ``$PROVKIT_CACHE_DIR`` (default ``~/.cache/provkit``),
+keyed by the Python version and stdlib path, written atomically; a cache
+file that does not parse is rebuilt.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
+import os
 import re
+import sys
 import sysconfig
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -76,16 +86,51 @@ def _docstring_docs() -> Iterator[BuiltinDoc]:
             yield BuiltinDoc(f"stdlib:{qual}:{getattr(node, 'lineno', 0)}", _clean(doc), f"python-docs://stdlib/{module}")
 
 
-def iter_builtin(name: str = "python-docs") -> Iterator[BuiltinDoc]:
-    """Yield the documents of the embedded corpus ``name`` in a fixed order."""
-    if name not in BUILTIN_SOURCES:
-        raise ValueError(f"unknown builtin corpus {name!r}; available: {', '.join(BUILTIN_SOURCES)}")
+def _build(name: str) -> Iterator[BuiltinDoc]:
     seen: set[str] = set()
     for doc in (*_topic_docs(), *_docstring_docs()):
         if doc.text in seen:  # the same docstring is inherited or copied in places
             continue
         seen.add(doc.text)
         yield doc
+
+
+def _cache_path(name: str) -> Path:
+    root = Path(os.environ.get("PROVKIT_CACHE_DIR") or Path.home() / ".cache" / "provkit")
+    key = hashlib.sha256(f"{sys.version}|{sysconfig.get_paths()['stdlib']}|{_MIN_CHARS}".encode()).hexdigest()[:16]
+    return root / f"builtin-{name}-{key}.jsonl"
+
+
+def _read_cache(path: Path) -> list[BuiltinDoc] | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [BuiltinDoc(**json.loads(line)) for line in f]
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_cache(path: Path, docs: list[BuiltinDoc]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for d in docs:
+                f.write(json.dumps({"id": d.id, "text": d.text, "source_uri": d.source_uri}) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: the corpus is rebuilt next time, nothing else changes
+
+
+def iter_builtin(name: str = "python-docs") -> Iterator[BuiltinDoc]:
+    """Yield the documents of the embedded corpus ``name`` in a fixed order."""
+    if name not in BUILTIN_SOURCES:
+        raise ValueError(f"unknown builtin corpus {name!r}; available: {', '.join(BUILTIN_SOURCES)}")
+    path = _cache_path(name)
+    docs = _read_cache(path)
+    if docs is None:
+        docs = list(_build(name))
+        _write_cache(path, docs)
+    yield from docs
 
 
 def builtin_texts(name: str = "python-docs") -> list[str]:
