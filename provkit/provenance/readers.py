@@ -545,7 +545,9 @@ def _read_csv(source: Source, opts: ReadOptions) -> Iterator[RawChunk]:
             else:
                 for key, name in wanted.items():
                     value = row[index[name]] if name in index else None
-                    rows[key].append(_plain_value(key, value) if value not in (None,) else None)
+                    if value == "" and key != "text":  # an empty CSV cell is a missing id / origin / parent
+                        value = None
+                    rows[key].append(_plain_value(key, value))
                 pos.append(start)
             if len(pos) + len(bad) >= opts.batch_rows:
                 yield _csv_chunk(source, wanted, rows, pos, bad)
