@@ -258,7 +258,7 @@ def filter_command(
     minhash_threshold: Optional[float] = typer.Option(None, "--minhash-threshold", help="Target Jaccard similarity."),
     quality: bool = typer.Option(False, "--quality", help="Drop repetitive / degenerate / very short texts."),
     detector: Optional[str] = typer.Option(None, "--detector", help="Detector directory (prov detector train)."),
-    max_model_prob: Optional[float] = typer.Option(None, "--max-model-prob", help="Drop records with P(model) above this."),
+    max_model_prob: Optional[float] = typer.Option(None, "--max-model-prob", help="Drop records with P(model) above this (0.5 unless --detector-beta)."),
     detector_beta: Optional[float] = typer.Option(None, "--detector-beta", help="Weight (1 - P(model))^beta instead of dropping."),
     tail_alpha: Optional[float] = typer.Option(None, "--tail-alpha", help="Tail weights proportional to rarity^alpha."),
     tail_target: Optional[int] = typer.Option(None, "--tail-target", help="Resample to this many records by tail weight."),

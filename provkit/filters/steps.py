@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from provkit.errors import ConfigError
+from provkit.errors import ConfigError, ProvkitError
 from provkit.filters.mix import MixConfig, MixStep
 from provkit.filters.quality import SCORE_NAMES, QualityThresholds, quality_reasons, quality_scores, threshold_names
 from provkit.filters.step import (
@@ -154,15 +154,22 @@ class QualityStep(BaseStep):
 # --------------------------------------------------------------------------- detector
 
 DETECTOR_POLICIES = ("drop", "weight")
+DEFAULT_MAX_MODEL_PROB = 0.5
+DETECTOR_REASON = "detector_model_prob"
 
 
 @dataclass
 class DetectorStepConfig:
-    """``detector`` step: a saved detector; drop above ``max_model_prob`` or weight ``(1 - p)^beta``."""
+    """``detector`` step: a saved detector (``prov detector train``) and what to do with P(model).
+
+    ``policy = "drop"``: drop records with ``P(model) > max_model_prob`` (0.5 when unset).
+    ``policy = "weight"``: importance weights ``(1 - p)^beta`` (capped at ``cap`` times the mean,
+    mean 1); with ``max_model_prob`` set, records above it are dropped first.
+    """
 
     path: str = ""
     policy: str = "drop"
-    max_model_prob: float = 0.5
+    max_model_prob: float | None = None
     beta: float = 1.0
     cap: float = 10.0  # largest importance weight (capped repeats), times the mean
 
@@ -171,26 +178,46 @@ class DetectorStepConfig:
             raise ConfigError("path: the detector directory is required (train one with `prov detector train`)")
         if self.policy not in DETECTOR_POLICIES:
             raise ConfigError(f"policy: expected drop or weight, got {self.policy!r}")
-        if not 0.0 <= self.max_model_prob <= 1.0:
+        if self.max_model_prob is not None and not 0.0 <= self.max_model_prob <= 1.0:
             raise ConfigError(f"max_model_prob: must be in [0, 1], got {self.max_model_prob}")
         if self.beta < 0:
             raise ConfigError(f"beta: must be >= 0, got {self.beta}")
         if self.cap < 1:
             raise ConfigError(f"cap: must be >= 1 (weights have mean 1), got {self.cap}")
 
+    def drop_above(self) -> float | None:
+        """The P(model) above which records are dropped (None: drop nothing)."""
+        if self.policy == "drop" and self.max_model_prob is None:
+            return DEFAULT_MAX_MODEL_PROB
+        return self.max_model_prob
+
 
 def load_detector(path: str | Path) -> Any:
-    """The detector saved at ``path`` (the detector package's loader: no pickle, checksummed)."""
+    """The detector saved at ``path`` (the detector package's loader: no pickle, checksummed).
+
+    Its errors become a :class:`ConfigError` on the step's ``path`` key.
+    """
     from provkit.filters.detector import load_detector as load
 
-    return load(path)
+    try:
+        return load(path)
+    except ProvkitError as exc:
+        raise ConfigError(f"path: {exc}") from None
+
+
+def importance_weights(p: np.ndarray, beta: float, cap: float) -> np.ndarray:
+    """``w_i = min(s * (1 - p_i)^beta, cap)`` with ``s`` making ``mean(w) = 1`` (see :func:`capped_weights`)."""
+    return capped_weights(np.power(1.0 - np.clip(p, 0.0, 1.0), beta), cap)
 
 
 class DetectorStep(BaseStep):
-    """Score ``detector_score`` = calibrated P(model); drop above a threshold or weight ``(1-p)^beta``.
+    """Score ``detector_score`` = calibrated P(model); drop above a threshold and/or weight ``(1-p)^beta``.
 
-    Weights ``w_i = min(s * (1 - p_i)^beta, cap)`` with ``s`` making the mean 1 (capped repeats).
-    Plan memory (weight policy): 16 bytes per alive row.
+    ``score`` is the detector package's :func:`provkit.filters.detector.score_batch`
+    (``load_detector(path).predict_proba(texts)``).  Drop policy: a map-only step,
+    reason ``detector_model_prob``.  Weight policy: a global step whose plan
+    computes ``detector_weight = min(s * (1 - p_i)^beta, cap)`` over the rows it
+    keeps (``s`` makes their mean 1; capped repeats).  Plan memory: 16 bytes per alive row.
     """
 
     name = "detector"
@@ -212,21 +239,29 @@ class DetectorStep(BaseStep):
         return {**self.__dict__, "_detector": None}
 
     def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        probs = np.asarray(self.detector.predict_proba(batch.column("text").to_pylist()), dtype=np.float64)
-        return append_columns(batch, {"detector_score": pa.array(probs)})
+        from provkit.filters.detector import score_batch
+
+        return score_batch(self.detector, batch)
+
+    def _drop(self, scores: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        limit = self.config.drop_above()
+        p = pc.fill_null(scores, 0.0).to_numpy().astype(np.float64)
+        return p > limit if limit is not None else np.zeros(len(p), dtype=bool)
 
     def plan(self, table: pa.Table) -> Any:
         if not self.is_global:
             return None
-        p = pc.fill_null(table.column("detector_score"), 0.0).to_numpy()
-        weights = capped_weights(np.power(1.0 - p, self.config.beta), self.config.cap)
-        return row_plan(table.column(ORDER).to_numpy(), [None] * table.num_rows, detector_weight=weights)
+        drop = self._drop(table.column("detector_score"))
+        p = pc.fill_null(table.column("detector_score"), 0.0).to_numpy().astype(np.float64)
+        weights = np.ones(len(p))
+        weights[~drop] = importance_weights(p[~drop], self.config.beta, self.config.cap)
+        return row_plan(table.column(ORDER).to_numpy(), reasons_where(drop, DETECTOR_REASON),
+                        detector_weight=pa.array(weights))
 
     def decide(self, batch: pa.RecordBatch, plan: Any) -> pa.RecordBatch:
         if self.is_global:
             return RowPlanStep.decide(self, batch, plan)  # type: ignore[arg-type]
-        p = pc.fill_null(batch.column("detector_score"), 0.0).to_numpy()
-        return decisions(batch.num_rows, reasons_where(p > self.config.max_model_prob, "detector_model_prob"))
+        return decisions(batch.num_rows, reasons_where(self._drop(batch.column("detector_score")), DETECTOR_REASON))
 
 
 # --------------------------------------------------------------------------- tail reference
