@@ -12,12 +12,15 @@ Execution (see :mod:`provkit.filters.step` for the contract):
    (``_row``, ``drop_reason``, annotations).  A row dropped by a step is not
    seen by the later ones, so each row gets exactly one fate.
 3. **write pass** — stream the spill back, attach every step's annotations,
-   ``sample_weight`` (product of the weighting steps' weights), and send the
-   row to ``data`` (kept) or ``rejects`` (with ``drop_reason`` and ``drop_step``).
+   ``sample_weight`` (the weighting steps' weights combined and renormalised
+   to mean 1 over the kept rows by :func:`provkit.filters.step.sample_weights`;
+   null on rejects), and send the row to ``data`` (kept) or ``rejects`` (with
+   ``drop_reason`` and ``drop_step``).
 
 Memory: one batch of records at a time, plus the decide columns of all rows
 (the documented global-plan columns: e.g. id + 8 bytes per score; MinHash
-signatures are ``8 * num_perm`` bytes per row) and 2 bytes per row of fate.
+signatures are ``8 * num_perm`` bytes per row), 2 bytes per row of fate and,
+when a step weights, 8 bytes per row of final ``sample_weight``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from provkit.filters.step import (
     SAMPLE_WEIGHT,
     Step,
     lookup_row_plan,
+    sample_weights,
 )
 from provkit.provenance import Dataset, DatasetWriter
 
@@ -142,7 +146,9 @@ class LocalEngine:
         try:
             small, n = self._score_pass(dataset, steps, spill / "scored.parquet", stats, progress)
             fate, tables = self._decide_all(small, steps, stats)
-            return self._write_pass(spill / "scored.parquet", n, steps, fate, tables, stats, writer, progress)
+            weights = sample_weights(steps, tables, small, fate == KEPT)
+            return self._write_pass(spill / "scored.parquet", n, steps, fate, tables, weights, stats, writer,
+                                    progress)
         finally:
             shutil.rmtree(spill, ignore_errors=True)
 
@@ -203,32 +209,27 @@ class LocalEngine:
 
     # --- 3. write ----------------------------------------------------------
     def _write_pass(self, spill: Path, n: int, steps: Sequence[Step], fate: np.ndarray,
-                    tables: list[pa.Table | None], stats: list[StepStats], writer: DatasetWriter,
-                    progress: Progress) -> EngineResult:
-        weighting = [k for k, s in enumerate(steps) if s.weight_column]
-        weights_kept: list[np.ndarray] = []
+                    tables: list[pa.Table | None], weights: np.ndarray | None, stats: list[StepStats],
+                    writer: DatasetWriter, progress: Progress) -> EngineResult:
         if n:
             for batch in pq.ParquetFile(spill).iter_batches(batch_size=self.batch_size):
-                kept_w = self._write_batch(batch, steps, fate, tables, weighting, writer)
-                if kept_w is not None:
-                    weights_kept.append(kept_w)
+                self._write_batch(batch, steps, fate, tables, weights, writer)
                 progress("write", batch.num_rows)
         dropped: dict[str, int] = {}
         for st in stats:
             for reason, count in st.dropped.items():
                 dropped[reason] = dropped.get(reason, 0) + count
         kept = int((fate == KEPT).sum())
-        summary = _weight_summary(np.concatenate(weights_kept)) if weights_kept else None
+        summary = _weight_summary(weights[fate == KEPT]) if weights is not None else None
         return EngineResult(input=n, kept=kept, dropped=dropped, steps=stats, sample_weight=summary)
 
     def _write_batch(self, batch: pa.RecordBatch, steps: Sequence[Step], fate: np.ndarray,
-                     tables: list[pa.Table | None], weighting: list[int], writer: DatasetWriter) -> np.ndarray | None:
+                     tables: list[pa.Table | None], weights: np.ndarray | None, writer: DatasetWriter) -> None:
         order = batch.column(ORDER).to_numpy()
         row_fate = fate[order]
         columns = {c: batch.column(c) for c in batch.schema.names if not c.startswith(INTERNAL_PREFIX)}
         reason = pa.nulls(batch.num_rows, pa.string())
         step_name = np.array([None] * batch.num_rows, dtype=object)
-        weight = np.ones(batch.num_rows, dtype=np.float64)
         for k, (step, table) in enumerate(zip(steps, tables)):
             assert table is not None
             looked = lookup_row_plan(batch, table)
@@ -240,10 +241,8 @@ class LocalEngine:
                     values = looked.column(col)
                     columns[col] = pc.coalesce(columns[col], values) if col in columns else values
             step_name[row_fate == k] = step.name
-            if k in weighting:
-                weight *= pc.fill_null(looked.column(step.weight_column), 1.0).to_numpy(zero_copy_only=False)
-        if weighting:
-            columns[SAMPLE_WEIGHT] = pa.array(weight)
+        if weights is not None:
+            columns[SAMPLE_WEIGHT] = pa.array(weights[order], from_pandas=True)  # NaN (dropped) -> null
         out = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
         keep = row_fate == KEPT
         if keep.any():
@@ -253,4 +252,3 @@ class LocalEngine:
                 out.columns + [reason, pa.array(step_name.tolist(), pa.string())],
                 names=out.schema.names + [DROP_REASON, DROP_STEP])
             writer.write(rejects.filter(pa.array(~keep)), kind="rejects")
-        return weight[keep] if weighting else None

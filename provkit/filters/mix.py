@@ -161,6 +161,7 @@ class MixStep(RowPlanStep):
 
     name = "mix"
     decide_columns = ("id", "origin", "_mix_generation", "_mix_tokens")
+    weight_groups = "origin"  # sample_weight keeps the alpha split exact (provkit.filters.step.combine_weights)
 
     def __init__(self, config: MixConfig):
         super().__init__(config)

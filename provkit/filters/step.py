@@ -31,8 +31,12 @@ re-runnable with another threshold):
    * any annotation columns to attach to the row (``dup_of``,
      ``tail_weight``, ``mix_weight`` ...).  If the step weights records,
      ``weight_column`` names the column holding its multiplicative weight;
-     the engine writes ``sample_weight`` = the product of the weight columns
-     of all weighting steps (1.0 where no step weights).
+     the engine writes ``sample_weight`` on the kept rows: the product of the
+     weight columns of all weighting steps, **renormalised to mean 1** over
+     the kept rows by :func:`combine_weights` (group-exact when the last
+     weighting step names ``weight_groups``, as ``mix`` does: its
+     ``alpha`` split survives the earlier steps' weights).  Rejects carry no
+     ``sample_weight`` (null): they are not trained on.
 
 Determinism: anything random is derived from the record ``id`` and the
 step's ``seed`` (see :func:`seeded_uniform`), never from batch boundaries or
@@ -91,6 +95,7 @@ class BaseStep:
     is_global: bool = False
     decide_columns: tuple[str, ...] = ()
     weight_column: str | None = None
+    weight_groups: str | None = None  # a decide column: group totals of this step's weights are kept exact
 
     def __init__(self, config: Any):
         self.config = config
@@ -187,3 +192,68 @@ def lookup_row_plan(batch: pa.RecordBatch, plan: pa.Table) -> pa.RecordBatch:
 def config_fields(config_cls: type) -> dict[str, Any]:
     """Field name -> declared type of a config dataclass (used by the config parser)."""
     return {f.name: f.type for f in fields(config_cls)}
+
+
+def combine_weights(step_weights: Sequence[np.ndarray], groups: np.ndarray | None = None) -> np.ndarray:
+    """``sample_weight`` of the kept rows from the weights of the weighting steps, in pipeline order.
+
+    With ``W_1 .. W_k`` the steps' weights on the kept rows (each normalised to
+    mean 1 over the rows *its* step saw, so their product is not) and
+    ``Q = W_1 * ... * W_(k-1)``:
+
+    * no ``groups``: ``w_i = P_i / mean(P)`` with ``P = Q * W_k`` — mean 1;
+    * ``groups`` (labels from the last step's ``weight_groups`` column):
+      ``v_i = W_k,i * Q_i * c_g(i)`` with ``c_g = sum_g W_k / sum_g W_k * Q``,
+      so every group keeps exactly the total the last step gave it (``mix``:
+      ``alpha * N`` for the human rows, ``(1 - alpha) * N`` for the model rows),
+      and the earlier weights only redistribute inside a group; then
+      ``w = v / mean(v)`` (a common factor: group shares unchanged), mean 1.
+
+    A group (or the whole set) whose weighted total is 0 keeps its raw weights.
+    """
+    if not step_weights:
+        raise ValueError("combine_weights needs at least one weighting step")
+    last = np.asarray(step_weights[-1], dtype=np.float64)
+    prior = np.ones_like(last)
+    for w in step_weights[:-1]:
+        prior = prior * np.asarray(w, dtype=np.float64)
+    out = last * prior
+    if groups is not None and len(out):
+        _, label = np.unique(np.asarray(groups), return_inverse=True)
+        target = np.bincount(label, weights=last)
+        current = np.bincount(label, weights=out)
+        scale = np.divide(target, current, out=np.ones_like(target), where=current > 0)
+        out = out * scale[label]
+    total = out.sum()
+    return out * (len(out) / total) if total > 0 else out
+
+
+def sample_weights(steps: Sequence[Step], tables: Sequence[pa.Table | None], alive: pa.Table | None,
+                   kept: np.ndarray) -> np.ndarray | None:
+    """The final ``sample_weight`` of every row (indexed by :data:`ORDER`; NaN for dropped rows), or None.
+
+    ``tables[k]`` is step ``k``'s decision table (``ORDER`` ascending), ``alive``
+    the decide columns of all rows (in ``ORDER``), ``kept`` the boolean fate
+    mask.  Combines the weighting steps' columns with :func:`combine_weights`.
+    """
+    weighting = [k for k, step in enumerate(steps) if step.weight_column]
+    if not weighting or alive is None:  # no weighting step, or no rows at all
+        return None
+    orders = np.flatnonzero(kept)
+    per_step = []
+    for k in weighting:
+        table = tables[k]
+        assert table is not None
+        keys = table.column(ORDER).to_numpy()
+        values = table.column(steps[k].weight_column).to_numpy(zero_copy_only=False).astype(np.float64)
+        per_step.append(np.nan_to_num(values[np.searchsorted(keys, orders)], nan=1.0))
+    group_column = getattr(steps[weighting[-1]], "weight_groups", None)
+    groups = None
+    if group_column and alive is not None:
+        if group_column not in alive.column_names:
+            raise RuntimeError(f"step {steps[weighting[-1]].name!r}: weight_groups {group_column!r} is not a decide column")
+        groups = np.asarray(alive.column(group_column).cast(pa.string()).to_pylist(), dtype=object)[orders]
+        groups = np.where(groups == None, "", groups).astype(str)  # noqa: E711 - elementwise
+    out = np.full(len(kept), np.nan)
+    out[orders] = combine_weights(per_step, groups)
+    return out
