@@ -268,6 +268,7 @@ def filter_command(
     mix_alpha: Optional[float] = typer.Option(None, "--mix-alpha", help="Loss weight of human data: alpha*L_human + (1-alpha)*L_model."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every seeded step."),
     engine: str = typer.Option("local", "--engine", help="local | ray."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (ray start --head); default: a local Ray instance."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
 ) -> None:
@@ -284,7 +285,8 @@ def filter_command(
     pipeline = resolve_pipeline(config, flags)
     bar, advance = _filter_progress(Dataset.open(src).num_rows())
     with bar:
-        result = run_filter(src, out_path, pipeline, engine=engine, progress=advance, overwrite=overwrite)
+        result = run_filter(src, out_path, pipeline, engine=engine, progress=advance, overwrite=overwrite,
+                            engine_options={"address": ray_address} if ray_address else None)
     report = result.report
     if as_json:
         print_json(report)
@@ -322,7 +324,7 @@ def _print_detector_metrics(title: str, m: Any) -> None:
 @detector_app.command("train")
 @friendly_errors
 def detector_train(
-    ds: Path = typer.Argument(..., help="provkit dataset with origin human/model records"),
+    datasets: List[Path] = typer.Argument(..., help="provkit dataset(s) with origin human/model records"),
     out_path: Path = typer.Option(..., "--out", "-o", help="detector directory to write"),
     kind: str = typer.Option("ngram", "--kind", help="ngram | lm | embedding"),
     model: Optional[str] = typer.Option(None, "--model", help="local model directory (lm, embedding)"),
@@ -333,16 +335,15 @@ def detector_train(
     max_length: int = typer.Option(256, "--max-length", help="tokens read per text (lm, embedding)"),
     as_json: bool = typer.Option(False, "--json", help="print the held-out figures as JSON"),
 ) -> None:
-    """Train a human-vs-model detector on DS (origin unknown/mixed records are skipped) and save it."""
-    from provkit.filters.detector import DetectorConfig, labelled_texts, save_detector, train_detector_on_dataset
-    from provkit.provenance import Dataset
+    """Train a human-vs-model detector on DATASETS (origin unknown/mixed records are skipped) and save it."""
+    from provkit.filters.detector import DetectorConfig, read_labelled, save_detector, train_detector_on_dataset
 
     config = DetectorConfig(kind=kind, model=model, seed=seed, test_fraction=test_fraction, C=c,
                             threshold=threshold, max_length=max_length).validate()
-    data = labelled_texts(Dataset.open(ds))
+    data = read_labelled(datasets)
     bar, advance = _detector_progress(f"features ({kind})", len(data.texts))
     with bar:
-        trained = train_detector_on_dataset(ds, config, advance, data=data)
+        trained = train_detector_on_dataset(datasets, config, advance, data=data)
     save_detector(trained.detector, out_path)
     if as_json:
         print_json({"detector": str(out_path), "kind": kind, "n_train": trained.n_train, "n_test": trained.n_test,
@@ -357,23 +358,23 @@ def detector_train(
 @friendly_errors
 def detector_eval(
     det: Path = typer.Argument(..., help="detector directory"),
-    ds: Path = typer.Argument(..., help="provkit dataset with origin human/model records"),
+    datasets: List[Path] = typer.Argument(..., help="provkit dataset(s) with origin human/model records"),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="decision threshold (default: the detector's)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """AUROC, TPR at 1% and 5% FPR, calibration error and confusion of DET on the labelled records of DS."""
-    from provkit.filters.detector import labelled_texts, load_detector
-    from provkit.provenance import Dataset
+    """AUROC, TPR at 1% and 5% FPR, calibration error and confusion of DET on the labelled records of DATASETS."""
+    from provkit.filters.detector import load_detector, read_labelled
 
     detector = load_detector(det)
-    data = labelled_texts(Dataset.open(ds))
+    data = read_labelled(datasets)
     bar, advance = _detector_progress("scoring", len(data.texts))
     with bar:
         metrics = detector.evaluate(data.texts, data.labels, advance, threshold)
     if as_json:
-        print_json({"detector": str(det), "dataset": str(ds), "kind": detector.kind, **metrics.to_json()})
+        print_json({"detector": str(det), "datasets": [str(d) for d in datasets], "kind": detector.kind,
+                    **metrics.to_json()})
         return
-    _print_detector_metrics(f"{detector.kind} detector on {len(data.texts)} labelled records of {ds}:", metrics)
+    _print_detector_metrics(f"{detector.kind} detector on {len(data.texts)} labelled records:", metrics)
 
 
 @detector_app.command("score")

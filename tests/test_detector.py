@@ -337,3 +337,15 @@ def test_embedding_with_missing_model_is_one_line(tmp_path):
 
     with pytest.raises(DetectorError, match="nope: no such model directory"):
         make_featurizer(DetectorConfig(kind="embedding", model=str(tmp_path / "nope")))
+
+
+def test_cli_trains_on_several_datasets(tmp_path, corpus):
+    human, model = corpus
+    h = write_dataset(tmp_path / "human", human[:40])
+    m = write_dataset(tmp_path / "model", [], [model[:40]])
+    r = CliRunner().invoke(app, ["detector", "train", str(h), str(m), "--out", str(tmp_path / "D"), "--json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["n_train"] + report["n_test"] == 80 and report["n_human"] == report["n_model"] == 8
+    info = load_detector(tmp_path / "D").info
+    assert [d["path"] for d in info["datasets"]] == [str(h.resolve()), str(m.resolve())]

@@ -26,6 +26,7 @@ from provkit.filters.detector.dataset import (
     ScoreSummary,
     evaluate_detector_on_dataset,
     labelled_texts,
+    read_labelled,
     score_batch,
     score_dataset,
     tag_unknown,
@@ -43,7 +44,7 @@ from provkit.filters.detector.serialize import load_detector, save_detector
 __all__ = [
     "KINDS", "Detector", "DetectorConfig", "Featurizer", "LinearHead", "TrainedDetector", "fit_linear_head",
     "train_detector",
-    "LABELS", "SCORE_COLUMN", "LabelledTexts", "ScoreSummary", "evaluate_detector_on_dataset", "labelled_texts",
+    "LABELS", "SCORE_COLUMN", "LabelledTexts", "ScoreSummary", "evaluate_detector_on_dataset", "labelled_texts", "read_labelled",
     "score_batch", "score_dataset", "tag_unknown", "train_detector_on_dataset",
     "DetectorMetrics", "detector_metrics", "expected_calibration_error", "tpr_at_fpr",
     "DetectorError", "load_detector", "save_detector",

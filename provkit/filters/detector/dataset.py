@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -58,6 +58,21 @@ def labelled_texts(dataset: Dataset, batch_size: int = 8192) -> LabelledTexts:
     return LabelledTexts(texts, np.asarray(labels, dtype=np.int64), ids, skipped)
 
 
+def read_labelled(paths: str | Path | Sequence[str | Path]) -> LabelledTexts:
+    """:func:`labelled_texts` of one dataset or of several, concatenated in the given order."""
+    parts = [labelled_texts(Dataset.open(p)) for p in _as_paths(paths)]
+    return LabelledTexts(
+        [t for part in parts for t in part.texts],
+        np.concatenate([part.labels for part in parts]) if parts else np.zeros(0, dtype=np.int64),
+        [i for part in parts for i in part.ids],
+        sum(part.skipped for part in parts),
+    )
+
+
+def _as_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    return [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+
+
 def _dataset_ref(path: Path) -> dict[str, Any]:
     ref: dict[str, Any] = {"path": str(path.resolve())}
     manifest = path / "manifest.json"
@@ -66,24 +81,23 @@ def _dataset_ref(path: Path) -> dict[str, Any]:
     return ref
 
 
-def train_detector_on_dataset(path: str | Path, config: DetectorConfig = DetectorConfig(),
+def train_detector_on_dataset(paths: str | Path | Sequence[str | Path], config: DetectorConfig = DetectorConfig(),
                               progress: Progress | None = None, data: LabelledTexts | None = None) -> TrainedDetector:
-    """Train on the human/model records of the dataset at ``path`` (held-out split inside).
+    """Train on the human/model records of one or more datasets (held-out split inside).
 
-    ``data``: the dataset's :func:`labelled_texts` when the caller has read them already.
+    ``data``: their :func:`read_labelled` when the caller has read them already.
     """
-    path = Path(path)
-    data = data if data is not None else labelled_texts(Dataset.open(path))
+    data = data if data is not None else read_labelled(paths)
     trained = train_detector(data.texts, data.labels, config, progress)
-    trained.detector.info["dataset"] = _dataset_ref(path)
+    trained.detector.info["datasets"] = [_dataset_ref(p) for p in _as_paths(paths)]
     trained.detector.info["skipped_unlabelled"] = data.skipped
     return trained
 
 
-def evaluate_detector_on_dataset(detector: Detector, path: str | Path, threshold: float | None = None,
-                                 progress: Progress | None = None) -> DetectorMetrics:
-    """Figures of ``detector`` on every human/model record of the dataset at ``path``."""
-    data = labelled_texts(Dataset.open(path))
+def evaluate_detector_on_dataset(detector: Detector, paths: str | Path | Sequence[str | Path],
+                                 threshold: float | None = None, progress: Progress | None = None) -> DetectorMetrics:
+    """Figures of ``detector`` on every human/model record of one or more datasets."""
+    data = read_labelled(paths)
     return detector.evaluate(data.texts, data.labels, progress, threshold)
 
 
