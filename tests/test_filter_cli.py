@@ -44,6 +44,8 @@ def test_filter_with_config_file_prints_summary(src, tmp_path):
     (["--config", "{dir}/bad.toml"], 'steps[0].threshold: expected a number, got "high"'),
     (["--mix", "blend"], "--mix: expected replace, accumulate or keep-human=F"),
     ([], "no steps"),
+    (["--mix", "replace", "--engine", "spark"], "--engine: expected one of local, ray, got 'spark'"),
+    (["--mix", "replace", "--ray-address", "10.0.0.1:6379"], "--ray-address: only valid with --engine ray"),
 ])
 def test_filter_errors_are_one_line_exit_2(src, tmp_path, args, message):
     (tmp_path / "bad.toml").write_text('[[steps]]\nkind = "minhash_dedup"\nthreshold = "high"\n')

@@ -26,9 +26,6 @@ from provkit.provenance import Activity, Dataset, DatasetWriter
 if TYPE_CHECKING:  # engines import the Step protocol from this package, so import them lazily
     from provkit.engines import EngineResult
 
-ENGINES = ("local", "ray")
-
-
 @dataclass
 class FilterResult:
     """What ``run_filter`` did: the output dataset and its report (``report.json``)."""
@@ -48,19 +45,17 @@ def build_steps(config: PipelineConfig, dataset: Dataset) -> list[Step]:
     return steps
 
 
-def make_engine(name: str, **options: Any) -> Any:
-    """An engine object with ``run(dataset, steps, writer, progress) -> EngineResult``."""
-    if name == "local":
-        from provkit.engines import LocalEngine
+def make_engine(name: str, address: str | None = None, **options: Any) -> Any:
+    """An engine object with ``run(dataset, steps, writer, progress) -> EngineResult``.
 
-        return LocalEngine(**options)
-    if name == "ray":
-        try:
-            from provkit.engines.ray import RayEngine  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise ConfigError(f"--engine ray: not available ({exc}); install provkit[ray]") from None
-        return RayEngine(**options)
-    raise ConfigError(f"--engine: expected one of {', '.join(ENGINES)}, got {name!r}")
+    The lookup is :func:`provkit.engines.get_engine` (``address`` joins a running Ray cluster).
+    """
+    from provkit.engines import get_engine
+
+    try:
+        return get_engine(name, address, **options)
+    except ImportError as exc:
+        raise ConfigError(f"--engine {name}: not available ({exc}); install provkit[ray]") from None
 
 
 def check_conservation(result: EngineResult) -> None:
