@@ -400,7 +400,8 @@ def detector_score(
         print_json(summary.to_json())
         return
     tagged = f"; tagged unknown: {summary.tagged_model} model, {summary.tagged_human} human" if tag else ""
-    _say(f"scored {summary.rows} records (mean P(model) {summary.mean_score:.3f}){tagged} -> {out_path}")
+    mean = f"mean P(model) {summary.mean_score:.3f}" if summary.rows else "empty input"
+    _say(f"scored {summary.rows} records ({mean}){tagged} -> {out_path}")
 
 
 # ---------------------------------------------------------------- experiment commands

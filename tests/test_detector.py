@@ -349,3 +349,12 @@ def test_cli_trains_on_several_datasets(tmp_path, corpus):
     assert report["n_train"] + report["n_test"] == 80 and report["n_human"] == report["n_model"] == 8
     info = load_detector(tmp_path / "D").info
     assert [d["path"] for d in info["datasets"]] == [str(h.resolve()), str(m.resolve())]
+
+
+def test_scoring_an_empty_dataset_writes_an_empty_dataset(det_dir, tmp_path):
+    empty = write_dataset(tmp_path / "empty", [])
+    r = CliRunner().invoke(app, ["detector", "score", str(det_dir), str(empty), "--out", str(tmp_path / "S"),
+                                 "--tag", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["rows"] == 0 and json.loads(r.stdout)["mean_score"] is None
+    assert Dataset.open(tmp_path / "S").num_rows() == 0 and verify(tmp_path / "S") == []

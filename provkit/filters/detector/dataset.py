@@ -107,7 +107,7 @@ class ScoreSummary:
 
     out: Path
     rows: int
-    mean_score: float
+    mean_score: float | None  # None for an empty input
     tagged_model: int
     tagged_human: int
 
@@ -164,4 +164,4 @@ def score_dataset(detector: Detector, src: str | Path, out: str | Path, *, tag: 
             writer.write(scored)
             rows += batch.num_rows
             total += float(p.sum())
-    return ScoreSummary(out, rows, total / rows if rows else float("nan"), n_model, n_human)
+    return ScoreSummary(out, rows, total / rows if rows else None, n_model, n_human)
