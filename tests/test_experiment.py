@@ -102,6 +102,7 @@ def test_generated_records_lead_back_to_human_blocks(setup):
     assert hops == 2 and rid.startswith("human-")
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(setup):
     root, cfg_path, run = setup
     again = root / "run-b"
@@ -109,6 +110,7 @@ def test_same_seed_same_metrics(setup):
     assert _metrics(again) == _metrics(run)
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_resumes_to_identical_metrics(setup):
     root, cfg_path, run = setup
     out = root / "run-killed"

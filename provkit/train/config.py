@@ -81,10 +81,10 @@ class ExperimentConfig:
     model: str = "tiny"  # "tiny" (OPTConfig, trained locally) or a path / hub name
     corpus: str = "builtin:python-docs"  # builtin:NAME, "wikitext-2-raw-v1", or a local path
     block_size: int = 64
-    train_blocks: int = 256  # human blocks in generation 0's training set (0 = all)
+    train_blocks: int = 160  # human blocks in generation 0's training set (0 = all)
     test_blocks: int = 256
     pretrain_epochs: int = 1  # tiny only: the base model is pre-trained on the remaining human blocks
-    pretrain_blocks: int = 3000
+    pretrain_blocks: int = 2000
     vocab_size: int = 2048
     generations: int = 5
     seeds: tuple[int, ...] = (0,)
