@@ -28,7 +28,7 @@ from provkit.filters.step import (
     reasons_where,
     row_plan,
 )
-from provkit.filters.tail import TailConfig, TailStep, UnigramModel, capped_weights
+from provkit.filters.tail import LMSurprisal, TailConfig, TailStep, UnigramModel, capped_weights
 from provkit.provenance import Dataset, builtin_texts
 
 # --------------------------------------------------------------------------- dedup
@@ -294,6 +294,11 @@ Builder = Callable[[Any, Dataset], Step]
 
 
 def _build_tail(config: TailConfig, dataset: Dataset) -> Step:
+    if config.rarity == "lm":
+        try:
+            return TailStep(config, LMSurprisal(config.model, config.max_tokens).load())
+        except ConfigError as exc:
+            raise ConfigError(str(exc) if str(exc).startswith("model:") else f"model: {exc}") from None
     return TailStep(config, tail_reference(config, dataset))
 
 

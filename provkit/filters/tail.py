@@ -6,6 +6,15 @@ reference human set::
     p(t) = (c(t) + 1) / (N + V + 1)          (add-one smoothing; one slot for unseen tokens)
     rarity(x) = (1/|x|) * sum_{t in x} -log2 p(t)      (0 for a record with no tokens)
 
+With ``rarity = "lm"`` the reference is a causal language model saved by
+:mod:`provkit.train` (``save_model``): ``x`` is tokenized with the model's
+tokenizer (no special tokens, at most ``max_tokens`` tokens) and
+
+    rarity(x) = (1/(T-1)) * sum_{t=2..T} -log2 p_model(x_t | x_<t)
+
+(bits per token; the first token has no context and is not scored; 0 for a
+text with fewer than two tokens).
+
 Weights ``w_i ∝ rarity_i^alpha``, capped at ``cap`` times the mean and normalised
 to mean 1 over the rows the step sees: ``w_i = min(s * rarity_i^alpha, cap)``
 with the scalar ``s`` chosen so that ``mean(w) = 1`` (water-filling; exists
@@ -123,17 +132,74 @@ def top_k_rows(keys: np.ndarray, orders: np.ndarray, k: int) -> np.ndarray:
     return mask
 
 
+class LMSurprisal:
+    """Mean token surprisal (bits) under a causal LM saved by :func:`provkit.train.save_model`.
+
+    Uses provkit.train's public API (``load_model``, ``encode_texts``,
+    ``sequence_nll``).  Pickles as its path (a Ray worker reloads the model).
+    """
+
+    def __init__(self, path: str, max_tokens: int = 256, batch_size: int = 32):
+        self.path, self.max_tokens, self.batch_size = path, max_tokens, batch_size
+        self._loaded: tuple[object, object] | None = None
+
+    def load(self) -> "LMSurprisal":
+        if self._loaded is None:
+            from provkit.train import load_model
+
+            model, tok = load_model(self.path)
+            if tok is None:
+                raise ConfigError(f"model: {self.path}: has no tokenizer (save it with provkit.train.save_model)")
+            limit = getattr(model.config, "max_position_embeddings", self.max_tokens)
+            self.max_tokens = min(self.max_tokens, int(limit))
+            self._loaded = (model, tok)
+        return self
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_loaded": None}
+
+    def mean_surprisal(self, texts: Iterable[str]) -> np.ndarray:
+        """``sum -log2 p(x_t | x_<t) / (T - 1)`` per text (0 with fewer than two tokens)."""
+        from provkit.train import encode_texts, sequence_nll
+
+        texts = list(texts)
+        if not texts:
+            return np.zeros(0, dtype=np.float64)
+        model, tok = self.load()._loaded  # type: ignore[misc]
+        ids, mask = encode_texts(texts, tok, self.max_tokens)
+        nll, count = sequence_nll(model, ids, mask, batch_size=self.batch_size)
+        bits = np.divide(nll, count * math.log(2), out=np.zeros(len(texts)), where=count > 0)
+        return bits.astype(np.float64)
+
+
+RARITIES = ("unigram", "lm")
+
+
 @dataclass
 class TailConfig:
-    """``tail`` step: ``alpha`` exponent, ``cap`` (max weight, times the mean), optional resampling."""
+    """``tail`` step: rarity (``unigram`` or ``lm``), ``alpha`` exponent, ``cap`` (max weight, times the mean),
+    optional resampling to ``target`` rows."""
 
     alpha: float = 0.5
     cap: float = 10.0
-    reference: str = "input"  # "input" (human records of the input) or a provkit dataset path
+    rarity: str = "unigram"  # "unigram" (reference frequencies) or "lm" (surprisal under `model`)
+    reference: str = "input"  # unigram: "input" (human records of the input), a provkit dataset path, builtin:NAME
+    model: str = ""  # lm: a model directory saved by provkit.train (save_model)
+    max_tokens: int = 256  # lm: tokens scored per record (truncation)
     target: int | None = None  # resample (without replacement) to this many rows
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.rarity not in RARITIES:
+            raise ConfigError(f"rarity: expected unigram or lm, got {self.rarity!r}")
+        if self.rarity == "lm" and not self.model:
+            raise ConfigError('model: required with rarity = "lm" (a directory saved by provkit.train)')
+        if self.rarity == "unigram" and self.model:
+            raise ConfigError('model: only used with rarity = "lm"')
+        if self.rarity == "lm" and self.reference != "input":
+            raise ConfigError('reference: only used with rarity = "unigram" (the model is the reference)')
+        if self.max_tokens < 2:
+            raise ConfigError(f"max_tokens: must be >= 2, got {self.max_tokens}")
         if self.alpha < 0:
             raise ConfigError(f"alpha: must be >= 0, got {self.alpha}")
         if self.cap < 1:
@@ -143,7 +209,8 @@ class TailConfig:
 
 
 class TailStep(RowPlanStep):
-    """Score ``tail_score`` (rarity, bits/token); weight ``tail_weight``; optionally resample to ``target``.
+    """Score ``tail_score`` (rarity, bits/token, under ``reference``: a :class:`UnigramModel` or
+    :class:`LMSurprisal`); weight ``tail_weight``; optionally resample to ``target``.
 
     Plan memory: 16 bytes per alive row (score + order).
     """
@@ -151,7 +218,7 @@ class TailStep(RowPlanStep):
     name = "tail"
     decide_columns = ("id", "tail_score")
 
-    def __init__(self, config: TailConfig, reference: UnigramModel):
+    def __init__(self, config: TailConfig, reference: UnigramModel | LMSurprisal):
         super().__init__(config)
         self.reference = reference
         self.weight_column = None if config.target is not None else "tail_weight"
