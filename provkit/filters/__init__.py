@@ -49,6 +49,7 @@ from provkit.filters.step import (
     RowPlanStep,
     Step,
     append_columns,
+    combine_weights,
     lookup_row_plan,
     row_plan,
     decisions,
@@ -56,7 +57,15 @@ from provkit.filters.step import (
     seeded_uniform,
 )
 from provkit.filters.steps import DetectorStep, DetectorStepConfig, QualityStep, QualityStepConfig
-from provkit.filters.tail import TailConfig, TailStep, UnigramModel, capped_weights, count_tokens, word_tokens
+from provkit.filters.tail import (
+    LMSurprisal,
+    TailConfig,
+    TailStep,
+    UnigramModel,
+    capped_weights,
+    count_tokens,
+    word_tokens,
+)
 
 __all__ = [
     "canonical_labels", "component_labels", "DedupResult", "NearDupConfig", "elect_survivors", "exact_duplicates",
@@ -66,8 +75,8 @@ __all__ = [
     "QualityThresholds", "quality_reasons", "quality_scores",
     "FilterFlags", "PipelineConfig", "StepSpec", "load_pipeline", "parse_pipeline", "pipeline_from_flags",
     "resolve_pipeline", "MixConfig", "MixStep", "FilterResult", "build_steps", "report_markdown", "run_filter",
-    "DetectorStep", "DetectorStepConfig", "QualityStep", "QualityStepConfig", "TailConfig", "TailStep", "UnigramModel", "capped_weights",
+    "DetectorStep", "DetectorStepConfig", "QualityStep", "QualityStepConfig", "LMSurprisal", "TailConfig", "TailStep", "UnigramModel", "capped_weights",
     "count_tokens", "word_tokens",
     "DROP_REASON", "DROP_STEP", "INTERNAL_PREFIX", "ORDER", "SAMPLE_WEIGHT", "BaseStep", "RowPlanStep", "Step",
-    "append_columns", "lookup_row_plan", "row_plan", "decisions", "reasons_where", "seeded_uniform",
+    "append_columns", "combine_weights", "lookup_row_plan", "row_plan", "decisions", "reasons_where", "seeded_uniform",
 ]
