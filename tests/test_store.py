@@ -70,7 +70,7 @@ def test_kill_during_append_leaves_dataset_as_before(tmp_path, big_input):
     small = write_jsonl(tmp_path / "s.jsonl", [{"text": "before the crash"}, {"text": "second"}])
     ingest([str(small)], out)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
-    _ingest_and_kill(big_input, out, out, "data/.tmp-*.parquet")
+    _ingest_and_kill(big_input, out, tmp_path, ".ds.tmp-*/data/.tmp-*.parquet")  # staged beside the dataset
     assert verify(out) == []
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
              if p.is_file() and p.name != ".lock" and not p.name.startswith(".tmp-")}
@@ -82,6 +82,19 @@ def test_kill_during_append_leaves_dataset_as_before(tmp_path, big_input):
     ingest([str(more)], out)
     assert Dataset.open(out).num_rows() == 3 and verify(out) == []
     assert not list(out.glob("data/.tmp-*"))
+
+
+def test_append_swaps_whole_directory_and_shares_unchanged_parts(tmp_path):
+    """An append publishes a new directory in one exchange; the old parts are hard-linked, not copied."""
+    out = tmp_path / "ds"
+    ingest([str(write_jsonl(tmp_path / "a.jsonl", [{"text": "first record"}]))], out)
+    old_part = Dataset.open(out).files("data")[0]
+    inode = old_part.stat().st_ino
+    ingest([str(write_jsonl(tmp_path / "b.jsonl", [{"text": "second record"}]))], out)
+    ds = Dataset.open(out)
+    assert ds.num_rows() == 2 and verify(out) == []
+    assert ds.files("data")[0].stat().st_ino == inode
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.")]  # staging removed
 
 
 def test_verify_catches_a_flipped_byte_and_a_missing_file(tmp_path, jsonl_file):

@@ -11,11 +11,14 @@ Layout::
 Commit protocol (a crash leaves the old dataset or the new one, never half):
 
 * a new dataset is built in a hidden sibling directory and renamed into place;
-* an append writes hidden ``.tmp-*`` parts (ignored by pyarrow/DuckDB/Polars),
-  fsyncs them, renames them to their final names, then replaces
-  ``manifest.json`` atomically.  The manifest is the commit point: parts on disk
-  that it does not list are leftovers of an interrupted commit, removed by the
-  next writer and reported by :func:`verify`.
+* an append (or overwrite) builds the new version in a hidden sibling
+  directory - the existing files hard-linked in, the new parts, provenance and
+  manifest written beside them - and swaps it with the dataset in one
+  ``renameat2(RENAME_EXCHANGE)`` (Linux): readers see the old directory or the
+  new one.  Where the kernel or file system lacks the exchange, the new parts
+  are renamed into the dataset and ``manifest.json`` is replaced last: the
+  manifest is then the commit point, parts it does not list are leftovers of an
+  interrupted commit, removed by the next writer and reported by :func:`verify`.
 
 Memory is bounded by one row group buffer per open kind (``row_group_bytes``).
 """
@@ -23,6 +26,8 @@ Memory is bounded by one row group buffer per open kind (``row_group_bytes``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import hashlib
 import json
@@ -102,6 +107,26 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``.
+
+    Returns False where the C library, kernel or file system cannot do it (the
+    caller falls back); raises ``OSError`` for any other failure.
+    """
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a))
 
 
 def _fsync_file(path: Path) -> None:
@@ -339,20 +364,21 @@ class DatasetWriter:
                 raise DatasetError(f"{self.target}: dataset already exists (append to it, or choose another --out)")
             if self.target.is_file() or any(self.target.iterdir()):
                 raise DatasetError(f"{self.target}: exists and is not an empty directory")
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.workdir = self.target.parent / f".{self.target.name}.tmp-{uuid.uuid4().hex[:8]}"
         if mode == "append" and (self.target / MANIFEST).exists():
             self.existing = Dataset.open(self.target)
-            self.workdir = self.target
             self._lock()
             self._remove_orphans()
+            self.workdir.mkdir()
+            self._link_existing()
         else:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            self.workdir = self.target.parent / f".{self.target.name}.tmp-{uuid.uuid4().hex[:8]}"
             self.workdir.mkdir()
         self._closed = False
 
     # --- locking & recovery ---------------------------------------------
     def _lock(self) -> None:
-        self._lock_fd = os.open(self.workdir / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        self._lock_fd = os.open(self.target / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -365,11 +391,19 @@ class DatasetWriter:
         assert self.existing is not None
         listed = {f["path"] for f in self.existing.manifest["files"]}
         for kind in KINDS:
-            d = self.workdir / kind
+            d = self.target / kind
             if d.is_dir():
                 for p in d.iterdir():
                     if f"{kind}/{p.name}" not in listed and p.suffix == ".parquet":
                         p.unlink()
+
+    def _link_existing(self) -> None:
+        """Hard-link the committed files into the staging directory (no bytes copied)."""
+        assert self.existing is not None
+        for entry in self.existing.manifest["files"]:
+            dest = self.workdir / entry["path"]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.link(self.target / entry["path"], dest)
 
     # --- writing ---------------------------------------------------------
     def write(self, batch: pa.RecordBatch | pa.Table, kind: str = "data") -> None:
@@ -458,20 +492,31 @@ class DatasetWriter:
         write_bytes_atomic(self.workdir / PROVENANCE, prov_bytes)
         manifest = self._manifest(base_files + new_entries + side_entries, hashlib.sha256(prov_bytes).hexdigest())
         write_json_atomic(self.workdir / MANIFEST, manifest)
-        if self.workdir != self.target:
-            if self.mode == "overwrite" and self.target.exists():
-                trash = self.target.parent / f".{self.target.name}.old-{uuid.uuid4().hex[:8]}"
-                os.replace(self.target, trash)
-                os.replace(self.workdir, self.target)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                if self.target.exists():  # an empty directory given as --out
-                    self.target.rmdir()
-                os.replace(self.workdir, self.target)
-            _fsync_dir(self.target.parent)
+        self._publish([e["path"] for e in new_entries + side_entries])
         self._release()
         self._closed = True
         return Dataset.open(self.target)
+
+    def _publish(self, new_paths: list[str]) -> None:
+        """Make the staged directory the dataset, atomically where the platform allows."""
+        replacing = self.target.exists() and (self.existing is not None or self.mode == "overwrite")
+        if not replacing:
+            if self.target.exists():  # an empty directory given as --out
+                self.target.rmdir()
+            os.replace(self.workdir, self.target)
+        elif exchange_paths(self.workdir, self.target):
+            shutil.rmtree(self.workdir, ignore_errors=True)  # now holds the previous version
+        elif self.existing is not None:  # append without exchange: manifest last is the commit point
+            for rel in new_paths + [PROVENANCE, MANIFEST]:
+                (self.target / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.workdir / rel, self.target / rel)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        else:  # overwrite without exchange: a moment with no dataset, never a half one
+            trash = self.target.parent / f".{self.target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(self.target, trash)
+            os.replace(self.workdir, self.target)
+            shutil.rmtree(trash, ignore_errors=True)
+        _fsync_dir(self.target.parent)
 
     def _manifest(self, files: list[dict[str, Any]], provenance_sha: str) -> dict[str, Any]:
         old = self.existing.manifest if self.existing else {}
@@ -543,8 +588,7 @@ class DatasetWriter:
             return
         for part in self._parts.values():
             part.discard()
-        if self.workdir != self.target:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
         self._release()
         self._closed = True
 
