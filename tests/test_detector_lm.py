@@ -139,6 +139,8 @@ def test_model_flag_resolution(model_dir, tmp_path):
     with pytest.raises(DetectorError, match="neither a model directory"):
         resolve_lm_model(tmp_path)
     run = tmp_path / "RUN"  # the experiment layout: gen-0 model without tokenizer, tokenizer in setup/
+    run.mkdir()
+    (run / "config.json").write_text('{"preset": "tiny"}')  # the run's own config, not a model's
     shutil.copytree(model_dir, run / "seed0" / "gen00" / "model")
     shutil.copytree(model_dir, run / "setup" / "tokenizer")
     (run / "seed0" / "gen00" / "model" / "tokenizer.json").unlink()

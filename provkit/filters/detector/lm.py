@@ -54,14 +54,14 @@ def resolve_lm_model(path: str | Path | None) -> tuple[Path, Path]:
     if path is None:
         raise DetectorError(NEEDS_MODEL)
     root = Path(path).expanduser().resolve()
+    gen0 = sorted(root.glob("seed*/gen00/model/config.json"))  # a run directory also has a config.json
+    if gen0 and _has_tokenizer(root / "setup" / "tokenizer"):
+        return gen0[0].parent, root / "setup" / "tokenizer"
     if (root / "config.json").is_file():
         if not _has_tokenizer(root):
             raise DetectorError(f"{root}: has no tokenizer ({' or '.join(TOKENIZER_FILES)}); save the tokenizer "
                                 f"next to the model, or pass the experiment run directory")
         return root, root
-    gen0 = sorted(root.glob("seed*/gen00/model/config.json"))
-    if gen0 and _has_tokenizer(root / "setup" / "tokenizer"):
-        return gen0[0].parent, root / "setup" / "tokenizer"
     if root.exists():
         raise DetectorError(f"{root}: neither a model directory (no config.json) nor an experiment run "
                             f"(no seed*/gen00/model); {NEEDS_MODEL}")
