@@ -327,7 +327,9 @@ def detector_train(
     datasets: List[Path] = typer.Argument(..., help="provkit dataset(s) with origin human/model records"),
     out_path: Path = typer.Option(..., "--out", "-o", help="detector directory to write"),
     kind: str = typer.Option("ngram", "--kind", help="ngram | lm | embedding"),
-    model: Optional[str] = typer.Option(None, "--model", help="local model directory (lm, embedding)"),
+    model: Optional[str] = typer.Option(None, "--model", help="lm: a local causal LM directory or a `prov experiment "
+                                        "run` directory; embedding: a sentence-transformers folder (default: the "
+                                        "packaged all-MiniLM-L6-v2)"),
     seed: int = typer.Option(0, "--seed", help="seed of the held-out split and the folds"),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="share of labelled records held out"),
     c: float = typer.Option(1.0, "--C", help="inverse L2 regularisation of the logistic regression"),

@@ -19,7 +19,7 @@ Training (:func:`train_detector`) holds out a seeded, stratified
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -223,7 +223,7 @@ def train_detector(
     p = head.calibrate(head.decision(features[test_idx]))
     heldout = detector_metrics(y[test_idx], p, config.threshold)
     detector.info = {
-        "config": {k: v for k, v in config.__dict__.items()},
+        "config": asdict(config),
         "n_train": int(len(train_idx)),
         "n_test": int(len(test_idx)),
         "heldout": heldout.to_json(),
