@@ -82,7 +82,7 @@ class ExperimentConfig:
     corpus: str = "builtin:python-docs"  # builtin:NAME, "wikitext-2-raw-v1", or a local path
     block_size: int = 64
     train_blocks: int = 160  # human blocks in generation 0's training set (0 = all)
-    test_blocks: int = 256
+    test_blocks: int = 256  # 0 = the corpus's whole test split (or a tenth of the blocks when it has none)
     pretrain_epochs: int = 1  # tiny only: the base model is pre-trained on the remaining human blocks
     pretrain_blocks: int = 2000
     vocab_size: int = 2048
@@ -115,8 +115,8 @@ class ExperimentConfig:
 
 _NESTED = {"train": TrainConfig, "decoding": DecodingConfig, "tiny_model": TinyOPTConfig}
 _POSITIVE = ("block_size", "generations", "epochs", "epochs_with_human", "generate_batch_size", "eval_batch_size",
-             "vocab_size", "test_blocks")
-_NON_NEGATIVE = ("train_blocks", "pretrain_epochs", "pretrain_blocks", "threads", "embedding_samples",
+             "vocab_size")
+_NON_NEGATIVE = ("train_blocks", "test_blocks", "pretrain_epochs", "pretrain_blocks", "threads", "embedding_samples",
                  "self_bleu_samples")
 
 

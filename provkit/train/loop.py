@@ -89,7 +89,7 @@ def load_corpus(spec: str) -> tuple[list[str], list[str], list[str] | None]:
         except Exception as exc:  # offline: ConnectionError, DatasetNotFoundError, ...
             raise ConfigError(
                 f"corpus: could not load {spec!r} with datasets.load_dataset ({type(exc).__name__}); download it where "
-                f"there is network (ds.save_to_disk(DIR)) and pass --corpus DIR"
+                f"there is network (ds.save_to_disk(PATH)) and pass --corpus PATH"
             ) from None
         return _wikitext_splits(ds, spec)
     raise ConfigError(f"corpus: {spec!r} is neither builtin:NAME, wikitext-2-raw-v1, nor an existing path")
@@ -209,19 +209,19 @@ class ExperimentRun:
             self.resumed += 1
             return
         cfg = self.cfg
-        d = _fresh(self.setup_dir)
         texts, ids, test_texts = load_corpus(cfg.corpus)
         if cfg.model == "tiny":
             tok = train_bpe_tokenizer(texts, cfg.vocab_size)
             base = None
         else:
             base, tok = load_model(cfg.model)
+        d = _fresh(self.setup_dir)
         save_tokenizer(tok, d / "tokenizer")
         blocks = make_blocks(texts, tok, cfg.block_size, ids, id_prefix="human")
         rng = np.random.default_rng(cfg.seeds[0] + 7919)
         if test_texts is None:
             order = rng.permutation(len(blocks))
-            n_test = min(cfg.test_blocks, len(blocks) // 4)
+            n_test = min(cfg.test_blocks or len(blocks) // 10, len(blocks) // 4)
             test = [blocks[i] for i in sorted(order[:n_test])]
             rest = order[n_test:]
             n_train = cfg.train_blocks or len(rest)
