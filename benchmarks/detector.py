@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -63,7 +64,8 @@ SETTINGS = {
 
 
 def log(msg: str) -> None:
-    print(msg, flush=True)
+    """Progress and figures go to stderr, so ``--json`` leaves stdout pure JSON."""
+    print(msg, file=sys.stderr, flush=True)
 
 
 def build_corpus(args: argparse.Namespace, workdir: Path) -> tuple[list[str], dict[str, list[str]], Path, dict]:

@@ -14,7 +14,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from filter_fixtures import bigram_model_texts, human_texts, write_dataset
 from sklearn.metrics import roc_auc_score
