@@ -36,7 +36,7 @@ from provkit.filters.detector import (
     train_detector,
     train_detector_on_dataset,
 )
-from provkit.provenance import Activity, Dataset, DatasetWriter, make_batch, verify
+from provkit.provenance import Activity, Dataset, DatasetWriter, make_batch, sha256_file, verify
 
 N = 200
 
@@ -296,7 +296,11 @@ def test_cli_train_eval_score(labelled_ds, tmp_path):
     r = runner.invoke(app, ["detector", "score", str(det), str(labelled_ds), "--out", str(tmp_path / "S"), "--tag"])
     assert r.exit_code == 0, r.output
     assert "scored 420 records" in r.stdout and "tagged unknown" in r.stdout
-    assert SCORE_COLUMN in Dataset.open(tmp_path / "S").schema().names
+    scored = Dataset.open(tmp_path / "S")
+    assert SCORE_COLUMN in scored.schema().names
+    activity = scored.activities[-1]
+    assert activity["kind"] == "detector-score" and activity["params"]["detector"] == str(det.resolve())
+    assert activity["params"]["detector_sha256"] == sha256_file(det / "detector.json")
 
 
 def test_cli_bad_detector_is_one_line_exit_2(labelled_ds, tmp_path):

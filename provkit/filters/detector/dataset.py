@@ -151,8 +151,11 @@ def score_dataset(detector: Detector, src: str | Path, out: str | Path, *, tag: 
     src, out = Path(src), Path(out)
     dataset = Dataset.open(src)
     t = detector.threshold if threshold is None else threshold
-    params = {"detector": str(Path(detector_path).resolve()) if detector_path else None, "kind": detector.kind,
-              "tag": tag, "threshold": t}
+    params: dict[str, Any] = {"detector": None, "kind": detector.kind, "tag": tag, "threshold": t}
+    if detector_path is not None:  # which detector scored the records, by path and content
+        doc = Path(detector_path) / "detector.json"
+        params.update(detector=str(Path(detector_path).resolve()),
+                      detector_sha256=sha256_file(doc) if doc.is_file() else None)
     rows, total, n_model, n_human = 0, 0.0, 0, 0
     with DatasetWriter(out, Activity("detector-score", params, used=[str(src.resolve())]), parents=[src]) as writer:
         for batch in dataset.iter_batches(batch_size=batch_size):
