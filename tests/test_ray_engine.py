@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -84,3 +85,64 @@ def test_failed_ray_run_leaves_no_dataset(tmp_path, ray_local):
             engine.run(Dataset.open(src), [FailsOnId(None)], writer)
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def chain_corpus(path: Path) -> tuple[Path, dict[str, str]]:
+    """Human and model rows with near-duplicate chains (A~B, B~C, A!~C), identical signatures and wordless rows.
+
+    Returns the dataset and, per planted role, its record id.
+    """
+    words = " ".join(human_texts(400)).split()
+    window = lambda start: " ".join(words[start:start + 200])  # noqa: E731 - overlapping windows of one text
+    human = [t for t in human_texts(60, start=400) if len(t.split()) > 30][:40]
+    roles = {"h_a": window(0), "h_b": window(10), "h_c": window(20),       # human chain: survivor = A (earliest)
+             "same_1": "Stable ids " + window(1000), "same_2": "stable  IDS " + window(1000),  # same signature
+             "empty_1": "!!! ???", "empty_2": "!!! ???"}                   # no words: never near-duplicates
+    model_roles = {"m_a": window(3000), "m_c": window(3020)}               # with human h_mb between them
+    roles["h_mb"] = window(3010)
+    human_ids = [f"h{i}" for i in range(len(human))] + list(roles)
+    src = write_dataset(path, human + list(roles.values()), [list(model_roles.values())], human_ids=human_ids)
+    ids = {r: r for r in roles} | {r: f"g1-{i}" for i, r in enumerate(model_roles)}
+    return src, ids
+
+
+def test_chains_through_prov_filter_on_both_engines(tmp_path, ray_local):
+    from typer.testing import CliRunner
+
+    from provkit.cli import app
+    from provkit.filters import NearDupConfig, estimate_jaccard, signatures
+
+    src, ids = chain_corpus(tmp_path / "in")
+    threshold = 0.86
+    texts = dict(zip(*[Dataset.open(src).read("data").column(c).to_pylist() for c in ("id", "text")]))
+    sig = signatures([texts[ids[r]] for r in ("h_a", "h_b", "h_c", "same_1", "same_2")],
+                     NearDupConfig(threshold=threshold).minhash())
+    est = estimate_jaccard(sig, np.array([0, 1, 0, 3]), np.array([1, 2, 2, 4]))
+    assert est[0] >= threshold and est[1] >= threshold and est[2] < threshold  # a chain: A~B, B~C, A!~C
+    assert est[3] == 1.0 and texts[ids["same_1"]] != texts[ids["same_2"]]
+    runner = CliRunner()
+    for engine in ("local", "ray"):
+        result = runner.invoke(app, ["filter", str(src), "--out", str(tmp_path / engine), "--dedup", "minhash",
+                                     "--minhash-threshold", str(threshold), "--engine", engine, "--json"])
+        assert result.exit_code == 0, result.output
+    for kind in ("data", "rejects"):
+        assert table_of(tmp_path / "ray", kind).equals(table_of(tmp_path / "local", kind)), kind
+    rejects = table_of(tmp_path / "ray", "rejects").to_pylist()
+    dup_of = {r["id"]: r["dup_of"] for r in rejects}
+    assert dup_of[ids["h_b"]] == dup_of[ids["h_c"]] == ids["h_a"]              # one cluster, earliest survives
+    assert dup_of[ids["m_a"]] == dup_of[ids["m_c"]] == ids["h_mb"]             # human survives over model
+    assert dup_of[ids["same_2"]] == ids["same_1"]
+    assert {r["drop_reason"] for r in rejects} == {"near_duplicate"}
+    kept = set(table_of(tmp_path / "ray", "data").column("id").to_pylist())
+    assert {ids["empty_1"], ids["empty_2"], ids["h_a"], ids["h_mb"]} <= kept
+    # the ray plan ran on the cluster: its candidate pairs and rounds are reported
+    engine = get_engine("ray", batch_size=16)
+    from provkit.filters import build_steps
+
+    dataset = Dataset.open(src)
+    steps = build_steps(pipeline_from_flags(FilterFlags(dedup=("minhash",), minhash_threshold=threshold)), dataset)
+    with DatasetWriter(tmp_path / "direct", Activity("filter")) as writer:
+        run = engine.run(dataset, steps, writer)
+    figures = run.clustering["minhash_dedup"]
+    assert figures["candidate_pairs"] >= 5 and figures["rounds"] >= 1
+    assert run.kept == len(kept)

@@ -78,6 +78,7 @@ class EngineResult:
     dropped: dict[str, int]
     steps: list[StepStats]
     sample_weight: dict[str, float] | None = None
+    clustering: dict[str, Any] = field(default_factory=dict)  # step name -> engine clustering figures (ray)
 
 
 def _weight_summary(values: np.ndarray) -> dict[str, float] | None:
@@ -110,9 +111,13 @@ def score_batch(batch: pa.RecordBatch, steps: Sequence[Step], seconds: list[floa
     return batch
 
 
-def decide_step(step: Step, alive: pa.Table, batch_size: int) -> pa.Table:
-    """Plan (global steps) and decide ``step`` over the alive rows; a decision table keyed by ``_row``."""
-    plan = step.plan(alive) if step.is_global else None
+def decide_step(step: Step, alive: pa.Table, batch_size: int,
+                planner: Callable[[pa.Table], Any] | None = None) -> pa.Table:
+    """Plan (global steps) and decide ``step`` over the alive rows; a decision table keyed by ``_row``.
+
+    ``planner`` replaces ``step.plan`` (an engine's distributed plan of the same step).
+    """
+    plan = (planner or step.plan)(alive) if step.is_global else None
     parts = []
     for batch in alive.to_batches(max_chunksize=batch_size):
         if batch.num_rows == 0:
@@ -192,7 +197,7 @@ class LocalEngine:
         for k, step in enumerate(steps):
             t0 = time.perf_counter()
             alive = small.filter(pa.array(fate == KEPT))
-            table = decide_step(step, alive, self.batch_size)
+            table = decide_step(step, alive, self.batch_size, self._planner(step))
             tables[k] = table
             reasons = table.column(DROP_REASON)
             dropped = pc.is_valid(reasons).to_numpy(zero_copy_only=False)
@@ -206,6 +211,10 @@ class LocalEngine:
                 st.weight = _weight_summary(np.asarray(w, dtype=np.float64))
             st.seconds += time.perf_counter() - t0
         return fate, tables
+
+    def _planner(self, step: Step) -> Callable[[pa.Table], Any] | None:
+        """The engine's own plan of ``step`` (None: ``step.plan`` on the driver)."""
+        return None
 
     # --- 3. write ----------------------------------------------------------
     def _write_pass(self, spill: Path, n: int, steps: Sequence[Step], fate: np.ndarray,

@@ -10,15 +10,25 @@ Execution (the contract is :mod:`provkit.filters.step`; the reference is
    Data ``map_batches`` runs the tasks on the cluster's workers; Ray retries a
    failed task.  Scored batches stream back to the driver in input order
    (``preserve_order``) into the same spill file the local engine uses.
-2. **plan + decide** — on the driver, with the local engine's code, over the
-   decide columns (so kept ids, reasons and annotations are identical).
+2. **plan + decide** — the dedup steps (``exact_dedup``, ``minhash_dedup``)
+   are planned *on the cluster* by :mod:`provkit.engines.ray_dedup` over the
+   scored dataset, which stays materialized in the object store: their
+   signatures never reach the driver (the stream to the driver drops the
+   internal decide columns of those steps).  The driver receives
+   ``(row, survivor, cluster)`` for the rows in clusters of two or more and
+   turns it into the step's row plan (reason, ``dup_of``, cluster id for every
+   alive row: small per-row columns, as in the local engine).  Every other
+   step plans and decides on the driver with the local engine's code, over the
+   decide columns, so kept ids, reasons and annotations are identical.
 3. **write** — the driver streams the spill into the :class:`DatasetWriter`,
    which writes parts under a temporary directory and commits the manifest
    last; an exception anywhere discards everything (no half dataset).
 
 Near-duplicate clustering at cluster scale is in
 :mod:`provkit.engines.ray_components` (band buckets by groupby, candidate
-pairs, large-star/small-star connected components as Ray Data operators).
+pairs, large-star/small-star connected components as Ray Data operators) and
+:mod:`provkit.engines.ray_dedup` (the dedup plans built on them);
+``EngineResult.clustering`` reports candidate pairs and rounds per step.
 """
 
 from __future__ import annotations
@@ -34,11 +44,25 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from provkit.engines.local import LocalEngine, Progress, StepStats, _with_order, decide_column_names, score_batch
+from provkit.engines.local import (
+    EngineResult,
+    LocalEngine,
+    Progress,
+    StepStats,
+    _with_order,
+    decide_column_names,
+    score_batch,
+)
+from provkit.engines.ray_components import ClusteringStats
+from provkit.engines.ray_dedup import CLUSTER, SURVIVOR, exact_duplicate_decisions, near_duplicate_decisions
 from provkit.errors import ConfigError
-from provkit.provenance import Dataset
+from provkit.filters import INTERNAL_PREFIX, ORDER, row_plan
+from provkit.provenance import Dataset, DatasetWriter
 
 SECONDS_PREFIX = "__score_seconds_"
+DISTRIBUTED_PLANS = {"exact_dedup": ("exact_duplicate", "exact_cluster"),
+                     "minhash_dedup": ("near_duplicate", "near_dup_cluster")}
+"""Steps planned on the cluster: step name -> (drop reason, cluster annotation)."""
 
 
 @dataclass
@@ -146,11 +170,24 @@ class RayEngine(LocalEngine):
         self.options = RayOptions(address=address, num_cpus=num_cpus, object_store_bytes=object_store_bytes)
         self.num_workers = num_workers
         self.tasks_per_worker = tasks_per_worker
+        self._scored: Any = None  # the materialized scored Ray Dataset, while a run with dedup steps plans
+        self._total = 0
+        self.clustering: dict[str, ClusteringStats] = {}
 
     def _workers(self) -> int:
         import ray
 
         return self.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def run(self, dataset: Dataset, steps: Sequence[Any], writer: DatasetWriter,
+            progress: Progress | None = None) -> EngineResult:
+        self._scored, self._total, self.clustering = None, 0, {}
+        try:
+            result = super().run(dataset, steps, writer, progress)
+        finally:
+            self._scored = None  # releases the scored blocks from the object store
+        result.clustering = {name: stats.__dict__ for name, stats in self.clustering.items()}
+        return result
 
     def _score_pass(self, dataset: Dataset, steps: Sequence[Any], spill: Path, stats: list[StepStats],
                     progress: Progress) -> tuple[pa.Table | None, int]:
@@ -161,7 +198,8 @@ class RayEngine(LocalEngine):
         total_batches = max(1, math.ceil(dataset.num_rows() / self.batch_size))
         per_task = max(1, math.ceil(total_batches / (workers * self.tasks_per_worker)))
         tasks = score_tasks(dataset, self.batch_size, per_task)
-        keep_cols = decide_column_names(steps)
+        cluster_only = cluster_only_columns(steps)
+        keep_cols = [c for c in decide_column_names(steps) if c not in cluster_only]
         seconds = [0.0] * len(steps)
         small: list[pa.RecordBatch] = []
         writer: pq.ParquetWriter | None = None
@@ -172,8 +210,12 @@ class RayEngine(LocalEngine):
                 _score_udf, batch_size=1, batch_format="pyarrow", concurrency=workers,
                 fn_kwargs={"steps": list(steps), "batch_size": self.batch_size},
             )
+            if any(step.name in DISTRIBUTED_PLANS for step in steps):
+                scored_ds = scored_ds.materialize()  # the dedup plans read it again on the cluster
+                self._scored, self._total = scored_ds, dataset.num_rows()
+            to_driver = scored_ds.drop_columns(cluster_only) if cluster_only else scored_ds
             try:
-                for table in scored_ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for table in to_driver.iter_batches(batch_size=None, batch_format="pyarrow"):
                     for raw in table.to_batches():
                         if raw.num_rows == 0:
                             continue
@@ -193,3 +235,49 @@ class RayEngine(LocalEngine):
         for st, s in zip(stats, seconds):
             st.seconds += s
         return (pa.Table.from_batches(small) if small else None), n
+
+    def _planner(self, step: Any) -> Any:
+        """The dedup steps' plans on the cluster (:mod:`provkit.engines.ray_dedup`); None for the others."""
+        if step.name not in DISTRIBUTED_PLANS or self._scored is None:
+            return None
+        reason, cluster_column = DISTRIBUTED_PLANS[step.name]
+
+        def plan(alive: pa.Table) -> pa.Table:
+            rows = alive.column(ORDER).to_numpy()
+            parts = self._workers()
+            if step.name == "minhash_dedup":
+                stats = self.clustering.setdefault(step.name, ClusteringStats())
+                found = near_duplicate_decisions(self._scored, "_minhash", rows, self._total,
+                                                 step.config.near_dup(), parts, stats)
+            else:
+                found = exact_duplicate_decisions(self._scored, rows, self._total, parts)
+            return cluster_row_plan(alive, found, reason, cluster_column)
+
+        return plan
+
+
+def cluster_only_columns(steps: Sequence[Any]) -> list[str]:
+    """Internal decide columns needed only by steps planned on the cluster (e.g. ``_minhash``): not sent to the driver."""
+    wanted_elsewhere = {c for step in steps if step.name not in DISTRIBUTED_PLANS for c in step.decide_columns}
+    return sorted({c for step in steps if step.name in DISTRIBUTED_PLANS for c in step.decide_columns
+                   if c.startswith(INTERNAL_PREFIX) and c != ORDER and c not in wanted_elsewhere})
+
+
+def cluster_row_plan(alive: pa.Table, found: pa.Table, reason: str, cluster_column: str) -> pa.Table:
+    """The step's :func:`row_plan` over every alive row from the clustered rows' ``(row, survivor, cluster)``.
+
+    Rows not in ``found`` are singletons: their own survivor and cluster.  The
+    annotations equal the local plan's: ``dup_of`` = the survivor's id (null
+    for survivors), ``cluster_column`` = the smallest row of the cluster.
+    """
+    orders = alive.column(ORDER).to_numpy()
+    survivor, cluster = orders.copy(), orders.copy()
+    if found.num_rows:
+        at = np.searchsorted(orders, found.column(ORDER).to_numpy())
+        survivor[at] = found.column(SURVIVOR).to_numpy()
+        cluster[at] = found.column(CLUSTER).to_numpy()
+    dup = survivor != orders
+    ids = alive.column("id").combine_chunks().cast(pa.string())
+    dup_of = ids.take(pa.array(np.searchsorted(orders, survivor), mask=~dup))
+    reasons = pa.array(np.where(dup, reason, None), pa.string())
+    return row_plan(orders, reasons, dup_of=dup_of, **{cluster_column: cluster})
