@@ -84,16 +84,19 @@ def ingest_command(
     split: str = typer.Option("file", help=".txt sources: one record per file|line|paragraph"),
     on_error: str = typer.Option("fail", help="fail: stop at the first bad record; skip: quarantine bad records"),
     max_record_bytes: int = typer.Option(10 << 20, help="records larger than this are bad input (record too large)"),
+    engine: str = typer.Option("local", "--engine", help="local | ray (read and check sources in parallel Ray tasks)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (ray start --head); default: a local Ray instance."),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Turn text, JSONL, CSV, Parquet or Hugging Face data into a provenance-tagged Parquet dataset."""
-    from provkit.provenance import Ingest, IngestConfig
+    from provkit.engines import get_ingest
+    from provkit.provenance import IngestConfig
 
     cfg = IngestConfig(origin=origin, text_field=text_field, id_field=id_field, origin_field=origin_field,
                        parent_field=parent_field, generator_model=generator_model, generation=generation,
                        dataset=dataset, license=license, split=split, on_error=on_error,
                        max_record_bytes=max_record_bytes, parent_datasets=tuple(str(p) for p in parent_dataset))
-    job = Ingest(list(sources), out_dir, cfg)
+    job = get_ingest(engine, list(sources), out_dir, cfg, ray_address)
     total = job.total_bytes()
     with _ingest_progress(total) as bar:
         task = bar.add_task("ingest", total=total, records=0)
@@ -308,7 +311,7 @@ def _detector_progress(description: str, total: int) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err, transient=True)
+                   console=err, transient=True, disable=not err.is_terminal)
     task = bar.add_task(description, total=max(total, 1))
     return bar, lambda n: bar.update(task, advance=n)
 
