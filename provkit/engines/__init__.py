@@ -19,10 +19,11 @@ _LAZY = {
     "RayEngine": "ray", "RayOptions": "ray", "start_ray": "ray",
     "ClusteringStats": "ray_components", "bucket_candidate_pairs": "ray_components",
     "cluster_band_hashes": "ray_components", "connected_components": "ray_components",
+    "RayIngest": "ray_ingest",
 }
 ENGINES = ("local", "ray")
 
-__all__ = [*_LAZY, "ENGINES", "get_engine"]
+__all__ = [*_LAZY, "ENGINES", "get_engine", "get_ingest"]
 
 
 def __getattr__(name: str) -> Any:
@@ -44,4 +45,21 @@ def get_engine(name: str = "local", address: str | None = None, **options: Any) 
         return __getattr__("LocalEngine")(**options)
     if name == "ray":
         return __getattr__("RayEngine")(address=address, **options)
+    raise ConfigError(f"--engine: expected one of {', '.join(ENGINES)}, got {name!r}")
+
+
+def get_ingest(name: str, sources: list[str], out: Any, config: Any, address: str | None = None) -> Any:
+    """An ingest job (``run(progress) -> IngestSummary``) on engine ``name`` (``prov ingest --engine``)."""
+    from provkit.errors import ConfigError
+    from provkit.provenance import Ingest
+
+    if name == "local":
+        if address:
+            raise ConfigError("--ray-address: only valid with --engine ray")
+        return Ingest(sources, out, config)
+    if name == "ray":
+        try:
+            return __getattr__("RayIngest")(sources, out, config, address=address)
+        except ImportError as exc:
+            raise ConfigError(f"--engine ray: not available ({exc}); install provkit[ray]") from None
     raise ConfigError(f"--engine: expected one of {', '.join(ENGINES)}, got {name!r}")

@@ -290,6 +290,15 @@ class _Tagged:
     bad: list[BadRecord]
 
 
+@dataclass
+class _Checked:
+    """A chunk after :meth:`Ingest.check`: each row's first problem, ids, records of the rows without one."""
+
+    problems: _Problems
+    ids: pa.Array
+    records: pa.RecordBatch | None
+
+
 class Ingest:
     """One ingest run into ``out`` (created, or appended to when it holds a dataset)."""
 
@@ -318,17 +327,15 @@ class Ingest:
         with writer:
             if writer.existing is not None:
                 self._remember_existing_ids(writer.existing)
-            opts = self.cfg.read_options()
-            for source in self.sources:
-                for chunk in prefetch(read_source(source, opts)):
-                    tagged = self.tag(chunk, source)
-                    self._account(chunk, tagged)
-                    if tagged.batch is not None and tagged.batch.num_rows:
-                        writer.write(tagged.batch)
-                    if tagged.bad:
-                        writer.write(quarantine_table(tagged.bad, self.activity.id), kind="quarantine")
-                    if progress:
-                        progress(chunk.records, chunk.nbytes)
+            for chunk, checked in self.checked_chunks():
+                tagged = self.finish(chunk, checked)
+                self._account(chunk, tagged)
+                if tagged.batch is not None and tagged.batch.num_rows:
+                    writer.write(tagged.batch)
+                if tagged.bad:
+                    writer.write(quarantine_table(tagged.bad, self.activity.id), kind="quarantine")
+                if progress:
+                    progress(chunk.records, chunk.nbytes)
             self.summary.seconds = round(time.perf_counter() - start, 3)
             writer.add_file("ingest-summary.json", json.dumps(self._summary_json(), indent=2) + "\n")
         self.summary.seconds = round(time.perf_counter() - start, 3)
@@ -355,28 +362,47 @@ class Ingest:
         self.summary.by_reason = dict(self.reasons.most_common())
         self.summary.by_origin = {str(k): int(v) for k, v in self.origins.most_common()}
 
+    def checked_chunks(self) -> Iterator[tuple[RawChunk, _Checked]]:
+        """Every source's chunks in order, each with its :meth:`check` (an engine may compute these elsewhere)."""
+        opts = self.cfg.read_options()
+        for source in self.sources:
+            for chunk in prefetch(read_source(source, opts)):
+                yield chunk, self.check(chunk, source)
+
     def tag(self, chunk: RawChunk, source: Source) -> _Tagged:
         """Check a chunk's rows and turn the good ones into schema records; fail or collect the bad ones."""
+        return self.finish(chunk, self.check(chunk, source))
+
+    def check(self, chunk: RawChunk, source: Source) -> _Checked:
+        """The per-chunk part of :meth:`tag` (no run state: any process can run it): field checks, records."""
         table = chunk.table
         problems = _Problems(table.num_rows)
         check_text(table, self.cfg, problems)
         origin = origins_of(table, self.cfg, problems)
         ids = ids_of(table, chunk, self.cfg, problems)
         parents = parents_of(table, self.cfg, problems)
+        ok = pa.array(~problems.bad)
+        records = None
+        if not problems.bad.all():
+            records = self._records(table.filter(ok), pc.filter(ids, ok), pc.filter(origin, ok),
+                                    pc.filter(parents, ok), source)
+        return _Checked(problems, ids, records)
+
+    def finish(self, chunk: RawChunk, checked: _Checked) -> _Tagged:
+        """The run-state part of :meth:`tag`, in source order: duplicate ids, then fail or quarantine."""
+        problems, ids = checked.problems, checked.ids
         ok = ~problems.bad
         id_list = pc.filter(ids, pa.array(ok)).to_pylist()
-        dup = np.zeros(table.num_rows, dtype=bool)
+        dup = np.zeros(chunk.table.num_rows, dtype=bool)
         dup[np.flatnonzero(ok)] = self.ids.duplicates(id_list)
         dup_ids = ids.to_pylist() if dup.any() else []
         problems.flag(dup, lambda i: f"duplicate id {dup_ids[i]!r} (already in this dataset or this run)")
-        bad = sorted(chunk.bad + _bad_rows(table, chunk, problems), key=lambda b: (b.pos is not None, b.pos or 0))
+        bad = sorted(chunk.bad + _bad_rows(chunk.table, chunk, problems), key=lambda b: (b.pos is not None, b.pos or 0))
         if bad and self.cfg.on_error == "fail":
             raise InputError(fail_message(bad[0]))
-        if problems.bad.all():
+        if problems.bad.all() or checked.records is None:
             return _Tagged(None, bad)
-        keep = pa.array(~problems.bad)
-        return _Tagged(self._records(table.filter(keep), pc.filter(ids, keep), pc.filter(origin, keep),
-                                     pc.filter(parents, keep), source), bad)
+        return _Tagged(checked.records.filter(pa.array(~dup[ok])) if dup.any() else checked.records, bad)
 
     def _records(self, table: pa.Table, ids: pa.Array, origin: pa.Array, parents: pa.Array,
                  source: Source) -> pa.RecordBatch:
