@@ -121,3 +121,17 @@ def test_verify_reports_an_unlisted_part(tmp_path, jsonl_file):
     stray = out / "data" / "part-99999-stray.parquet"
     stray.write_bytes(Dataset.open(out).files("data")[0].read_bytes())
     assert verify(out) == [f"{stray}: not listed in manifest.json (left over from an interrupted write)"]
+
+
+def test_publish_dir_replaces_an_existing_directory_whole(tmp_path):
+    from provkit.provenance import publish_dir
+
+    target = tmp_path / "model"
+    for version in ("v1", "v2"):
+        staged = tmp_path / f".stage-{version}"
+        staged.mkdir()
+        (staged / "weights").write_text(version)
+        publish_dir(staged, target)
+        assert (target / "weights").read_text() == version
+        assert not staged.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no previous version left behind

@@ -34,6 +34,8 @@ from provkit.provenance.store import (
     sha256_file,
     open_atomic,
     verify,
+    publish_dir,
+    exchange_paths,
     write_bytes_atomic,
     write_json_atomic,
 )
@@ -43,7 +45,7 @@ __all__ = [
     "COLUMNS", "EVIDENCES", "GENERATOR_TYPE", "ORIGINS", "SCHEMA", "SCHEMA_VERSION", "Evidence", "Generator",
     "Origin", "check_schema", "conform", "content_hash", "make_batch", "normalize_text",
     "KINDS", "Activity", "Dataset", "DatasetError", "DatasetWriter", "new_activity_id", "sha256_file", "verify",
-    "write_bytes_atomic", "write_json_atomic", "open_atomic",
+    "write_bytes_atomic", "write_json_atomic", "open_atomic", "publish_dir", "exchange_paths",
     "EXPORT_FORMATS", "croissant", "export_dataset",
     "IdIndex", "Ingest", "IngestConfig", "IngestSummary", "ingest",
     "LineageNode", "dataset_chain", "lineage",

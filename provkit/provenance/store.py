@@ -129,6 +129,25 @@ def exchange_paths(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(a))
 
 
+def publish_dir(staged: Path, path: Path) -> None:
+    """Put the staged directory ``staged`` at ``path``, replacing what is there atomically.
+
+    New path: one rename.  Existing path: :func:`exchange_paths` swaps the two
+    and the previous version is deleted; without the exchange, the old one is
+    moved aside first (a moment with nothing at ``path``, never a half one).
+    """
+    if not path.exists():
+        os.replace(staged, path)
+    elif exchange_paths(staged, path):
+        shutil.rmtree(staged, ignore_errors=True)  # now holds the previous version
+    else:
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(path, old)
+        os.replace(staged, path)
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(path.parent)
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -499,23 +518,17 @@ class DatasetWriter:
 
     def _publish(self, new_paths: list[str]) -> None:
         """Make the staged directory the dataset, atomically where the platform allows."""
-        replacing = self.target.exists() and (self.existing is not None or self.mode == "overwrite")
-        if not replacing:
-            if self.target.exists():  # an empty directory given as --out
-                self.target.rmdir()
-            os.replace(self.workdir, self.target)
-        elif exchange_paths(self.workdir, self.target):
-            shutil.rmtree(self.workdir, ignore_errors=True)  # now holds the previous version
-        elif self.existing is not None:  # append without exchange: manifest last is the commit point
+        if self.existing is None:  # create, or overwrite
+            if self.target.exists() and self.mode != "overwrite":
+                self.target.rmdir()  # an empty directory given as --out
+            publish_dir(self.workdir, self.target)
+            return
+        if not exchange_paths(self.workdir, self.target):
+            # append without exchange: the manifest, renamed last, is the commit point
             for rel in new_paths + [PROVENANCE, MANIFEST]:
                 (self.target / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self.workdir / rel, self.target / rel)
-            shutil.rmtree(self.workdir, ignore_errors=True)
-        else:  # overwrite without exchange: a moment with no dataset, never a half one
-            trash = self.target.parent / f".{self.target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(self.target, trash)
-            os.replace(self.workdir, self.target)
-            shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)  # after an exchange: the previous version
         _fsync_dir(self.target.parent)
 
     def _manifest(self, files: list[dict[str, Any]], provenance_sha: str) -> dict[str, Any]:

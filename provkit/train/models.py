@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shutil
 import time
 import uuid
@@ -29,6 +28,7 @@ import torch
 from transformers import AutoModelForCausalLM, OPTConfig, OPTForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from provkit.errors import ConfigError
+from provkit.provenance import publish_dir
 from provkit.train.tokenizer import load_tokenizer, save_tokenizer
 
 Progress = Callable[[int], None]  # called with the number of items just done
@@ -121,13 +121,7 @@ def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None
         model.save_pretrained(str(tmp), safe_serialization=True)
         if tokenizer is not None:
             save_tokenizer(tokenizer, tmp)
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        publish_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -32,7 +31,7 @@ from safetensors.numpy import save as save_safetensors_bytes
 
 from provkit.filters.detector.base import KINDS, Detector, Featurizer, LinearHead
 from provkit.filters.detector.params import DetectorError
-from provkit.provenance import write_bytes_atomic
+from provkit.provenance import publish_dir, write_bytes_atomic
 
 FORMAT = "provkit-detector"
 FORMAT_VERSION = 1
@@ -100,13 +99,7 @@ def save_detector(detector: Detector, path: str | Path) -> Path:
     try:
         write_bytes_atomic(tmp / WEIGHTS, weights)
         write_bytes_atomic(tmp / DOCUMENT, json.dumps(doc, indent=2, allow_nan=False).encode() + b"\n")
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        publish_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
