@@ -1,11 +1,10 @@
 """Scale-out: the same filter pipeline on the local engine vs the Ray engine (1 and 2 workers).
 
 Prints records/s of each run and the ratio against the local engine measured in
-the same run, checks the kept ids are identical, then runs the distributed
-near-duplicate clustering (Ray Data band buckets -> candidate pairs ->
-large-star/small-star components) on the corpus's MinHash band hashes and
-prints the candidate pairs and rounds, checking the partition against the
-local (scipy) components of ``provkit.filters``.
+the same run, checks the kept ids are identical, and prints what the Ray
+engine's own dedup plans did on the cluster (``EngineResult.clustering``):
+candidate pairs of the MinHash LSH buckets and rounds of large-star/small-star
+connected components.
 
     python benchmarks/scale.py [--records 20000] [--address ray://...]
 
@@ -23,6 +22,12 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+
+
+def _pipeline():
+    from provkit.filters import FilterFlags
+
+    return FilterFlags(dedup=("exact", "minhash"), minhash_threshold=0.8, quality=True)
 
 
 def make_corpus(path: Path, records: int, seed: int = 0) -> Path:
@@ -44,52 +49,21 @@ def make_corpus(path: Path, records: int, seed: int = 0) -> Path:
     return path
 
 
-def timed_filter(src: Path, out: Path, engine: str, options: dict) -> tuple[float, list[str]]:
-    from provkit.filters import FilterFlags, pipeline_from_flags, run_filter
-    from provkit.provenance import Dataset
+def timed_filter(src: Path, out: Path, engine: str, options: dict) -> tuple[float, list[str], dict]:
+    """Run the pipeline through the engine (as ``run_filter`` does); seconds, kept ids, clustering figures."""
+    from provkit.engines import get_engine
+    from provkit.filters import build_steps, pipeline_from_flags
+    from provkit.provenance import Activity, Dataset, DatasetWriter
 
-    pipeline = pipeline_from_flags(FilterFlags(dedup=("exact", "minhash"), minhash_threshold=0.8, quality=True))
+    dataset = Dataset.open(src)
+    steps = build_steps(pipeline_from_flags(_pipeline()), dataset)
+    runner = get_engine(engine, **options)
     t0 = time.perf_counter()
-    run_filter(src, out, pipeline, engine=engine, engine_options=options)
+    with DatasetWriter(out, Activity("filter", {"benchmark": "scale", "engine": engine})) as writer:
+        result = runner.run(dataset, steps, writer)
     seconds = time.perf_counter() - t0
-    return seconds, sorted(Dataset.open(out).read("data", columns=["id"]).column("id").to_pylist())
-
-
-def distributed_clustering(src: Path, workers: int) -> None:
-    """Band hashes in ``map_batches``, then the Ray Data clustering; compare with the local components."""
-    import pyarrow as pa
-    import ray.data
-
-    from provkit.engines import cluster_band_hashes
-    from provkit.filters import NearDupConfig, band_hashes, component_labels, signatures
-    from provkit.provenance import Dataset
-
-    config = NearDupConfig(threshold=0.8, verify=False)
-    bands, rows = config.banding()
-    texts = Dataset.open(src).read("data", columns=["text"]).column("text").to_pylist()
-
-    def band_batch(batch: pa.Table) -> pa.Table:
-        sigs = signatures(batch.column("text").to_pylist(), config.minhash())
-        hashed = band_hashes(sigs, bands, rows)
-        return pa.table({"_row": batch.column("_row"), "bands": pa.array(list(hashed), type=pa.list_(pa.uint64()))})
-
-    table = pa.table({"_row": np.arange(len(texts), dtype=np.int64), "text": texts})
-    ds = ray.data.from_arrow(table).repartition(workers * 4)
-    t0 = time.perf_counter()
-    hashed = ds.map_batches(band_batch, batch_format="pyarrow", concurrency=workers)
-    comp, stats = cluster_band_hashes(hashed, "_row", "bands", num_partitions=workers)
-    result = comp.to_pandas()
-    seconds = time.perf_counter() - t0
-    got = np.arange(len(texts))
-    got[result["node"].to_numpy()] = result["component"].to_numpy()
-    sigs = signatures(texts, config.minhash())
-    h = band_hashes(sigs, bands, rows)
-    pairs = [np.stack([np.flatnonzero(h[:, j] == v)[1:], np.full(c - 1, np.flatnonzero(h[:, j] == v)[0])], 1)
-             for j in range(bands) for v, c in zip(*np.unique(h[:, j], return_counts=True)) if c > 1]
-    local = component_labels(len(texts), np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64))
-    print(f"distributed clustering ({workers} workers): {stats.candidate_pairs} candidate pairs, "
-          f"{stats.rounds} large-star/small-star rounds, {len(result)} clustered rows, {seconds:.1f} s; "
-          f"equal to local components: {bool(np.array_equal(got, local))}")
+    ids = sorted(Dataset.open(out).read("data", columns=["id"]).column("id").to_pylist())
+    return seconds, ids, result.clustering
 
 
 def main() -> None:
@@ -103,14 +77,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="provkit-scale-") as tmp:
         root = Path(tmp)
         src = make_corpus(root / "in", args.records)
-        print(f"corpus: {args.records} records; pipeline: exact_dedup, minhash_dedup (0.8), quality")
-        base, base_ids = timed_filter(src, root / "local", "local", {})
+        print(f"corpus: {args.records} records; pipeline: exact_dedup, minhash_dedup (0.8, verified), quality")
+        base, base_ids, _ = timed_filter(src, root / "local", "local", {})
         print(f"local engine        : {args.records / base:9.0f} records/s  ({base:.1f} s)")
         for workers in (1, 2):
-            sec, ids = timed_filter(src, root / f"ray{workers}", "ray", {"num_workers": workers, "batch_size": 1024})
+            sec, ids, clustering = timed_filter(src, root / f"ray{workers}", "ray",
+                                                {"num_workers": workers, "batch_size": 1024})
+            mh = clustering.get("minhash_dedup", {})
             print(f"ray engine, {workers} worker{'s' if workers > 1 else ' '}: {args.records / sec:9.0f} records/s  "
-                  f"({sec:.1f} s)  ratio vs local {base / sec:.2f}x  same kept ids: {ids == base_ids}")
-        distributed_clustering(src, 2)
+                  f"({sec:.1f} s)  ratio vs local {base / sec:.2f}x  same kept ids: {ids == base_ids}  "
+                  f"minhash plan on the cluster: {mh.get('candidate_pairs')} candidate pairs, "
+                  f"{mh.get('rounds')} CC rounds")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ def start_ray(options: RayOptions = RayOptions()) -> None:
             raise ConfigError(f"--ray-address {where}: cannot start or join Ray ({exc})") from None
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # Ray Data's progress bars stay; its INFO plan lines go
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ class RayEngine(LocalEngine):
         if tasks:
             items = ray.data.from_items([t.__dict__ for t in tasks], override_num_blocks=len(tasks))
             scored_ds = items.map_batches(
-                _score_udf, batch_size=1, batch_format="pyarrow", concurrency=workers,
+                _score_udf, batch_size=1, batch_format="pyarrow", compute=ray.data.TaskPoolStrategy(size=workers),
                 fn_kwargs={"steps": list(steps), "batch_size": self.batch_size},
             )
             if any(step.name in DISTRIBUTED_PLANS for step in steps):
