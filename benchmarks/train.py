@@ -5,7 +5,7 @@ model's own ``labels=`` loss; provkit ``generate_continuations`` vs ``model.gene
 same prompts in the same batches; and the ratio (target >= 1.0).  ``--tiny-preset`` also times a
 full ``prov experiment run`` with the tiny preset (the <= 10 minutes on 2 CPU cores target).
 
-    python benchmarks/train.py [--threads 2] [--blocks 256] [--tiny-preset]
+    python benchmarks/train.py [--threads 1] [--blocks 256] [--tiny-preset]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def plain_generate(model, prompts, dec: DecodingConfig, pad_id, eos_id, batch_si
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--blocks", type=int, default=256)
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--tiny-preset", action="store_true")

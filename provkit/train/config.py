@@ -81,24 +81,24 @@ class ExperimentConfig:
     model: str = "tiny"  # "tiny" (OPTConfig, trained locally) or a path / hub name
     corpus: str = "builtin:python-docs"  # builtin:NAME, "wikitext-2-raw-v1", or a local path
     block_size: int = 64
-    train_blocks: int = 160  # human blocks in generation 0's training set (0 = all)
-    test_blocks: int = 256  # 0 = the corpus's whole test split (or a tenth of the blocks when it has none)
+    train_blocks: int = 96  # human blocks in generation 0's training set (0 = all)
+    test_blocks: int = 192  # 0 = the corpus's whole test split (or a tenth of the blocks when it has none)
     pretrain_epochs: int = 1  # tiny only: the base model is pre-trained on the remaining human blocks
-    pretrain_blocks: int = 2000
+    pretrain_blocks: int = 3000
     vocab_size: int = 2048
     generations: int = 5
     seeds: tuple[int, ...] = (0,)
     conditions: tuple[str, ...] = ("replace", "keep-human=0.1", "accumulate", "curated")
-    epochs: int = 3  # when the mix holds no original data
-    epochs_with_human: int = 3  # when it does (keep-human, accumulate, curated)
-    generate_batch_size: int = 64
+    epochs: int = 2  # when the mix holds no original data
+    epochs_with_human: int = 2  # when it does (keep-human, accumulate, curated)
+    generate_batch_size: int = 32
     eval_batch_size: int = 64
-    threads: int = 0  # torch threads; 0 = all cores
+    threads: int = 1  # torch threads; 0 = all cores (a 2-layer model is fastest on one thread, 4x under load)
     embedding_diversity: bool = False
     embedding_samples: int = 64
     self_bleu_samples: int = 64
     detector: str | None = None
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=16, warmup_steps=5))
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     tiny_model: TinyOPTConfig = field(default_factory=TinyOPTConfig)
 
@@ -153,7 +153,7 @@ def preset(name: str) -> ExperimentConfig:
         return ExperimentConfig(
             preset="paper", model="facebook/opt-125m", corpus="wikitext-2-raw-v1", train_blocks=0, test_blocks=0,
             pretrain_epochs=0, generations=9, seeds=(0, 1, 2), conditions=("replace", "keep-human=0.1"),
-            epochs=5, epochs_with_human=10, generate_batch_size=32, eval_batch_size=32, embedding_diversity=True,
+            epochs=5, epochs_with_human=10, generate_batch_size=32, eval_batch_size=32, threads=0, embedding_diversity=True,
             embedding_samples=512, self_bleu_samples=256,
             train=TrainConfig(epochs=5, batch_size=16, lr=5e-5, warmup_steps=100, weight_decay=0.0),
         )
