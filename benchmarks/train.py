@@ -66,6 +66,7 @@ def main() -> None:
     base = build_tiny_opt(tok, TinyOPTConfig())
     cfg = TrainConfig(epochs=1, batch_size=32)
     ntok = int(mask.sum()) * cfg.epochs
+    plain_train(clone_model(base), ids[: cfg.batch_size], mask[: cfg.batch_size], cfg)  # warm-up: neither side pays first-call costs
     t_plain = plain_train(clone_model(base), ids, mask, cfg)
     ours = train_lm(clone_model(base), ids, mask, None, cfg)
     print(f"train    plain transformers {ntok / t_plain:9.0f} tok/s | provkit train_lm {ours.tokens / ours.seconds:9.0f} tok/s"
@@ -73,6 +74,7 @@ def main() -> None:
     dec = DecodingConfig()
     prompts = [b.token_ids for b in blocks[: args.prompts]]
     gtok = len(prompts) * dec.max_new_tokens
+    plain_generate(base, prompts[:4], dec, tok.pad_token_id, tok.eos_token_id, 4)  # warm-up
     t_plain = plain_generate(base, prompts, dec, tok.pad_token_id, tok.eos_token_id, 64)
     t0 = time.perf_counter()
     generate_continuations(base, prompts, dec, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, batch_size=64)

@@ -82,6 +82,9 @@ def test_run_writes_datasets_metrics_and_report(setup):
     assert acc["train_rows"] == 3 * 24
     for ds in (run / "seed0/gen00/generated", run / "seed0/replace/gen01/generated", run / "seed0/curated/gen02/curated"):
         assert verify(ds) == []
+    curated = Dataset.open(run / "seed0/curated/gen02/curated").read()
+    for column in ("exact_cluster", "near_dup_cluster", "quality_words", "tail_weight", "sample_weight"):
+        assert column in curated.column_names  # exact_dedup, minhash_dedup, quality and tail all ran
     md, html = write_report(run)
     assert "test perplexity" in md.read_text() and "data:image/png;base64," in html.read_text()
 
