@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -132,6 +132,34 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
     return pa.Table.from_batches(parts).combine_chunks()
 
 
+def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spill: Path,
+                 progress: Progress) -> tuple[pa.Table | None, int]:
+    """Write scored batches to the ``spill`` file; keep only the decide columns in memory.
+
+    Returns (the decide columns of every row, or None when there were no rows; the row count).
+    """
+    small: list[pa.RecordBatch] = []
+    writer: pq.ParquetWriter | None = None
+    n = 0
+    try:
+        for batch in scored:
+            if batch.num_rows == 0:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(spill, batch.schema, compression="lz4")
+            writer.write_batch(batch)
+            missing = [c for c in keep_cols if c not in batch.schema.names]
+            if missing:
+                raise RuntimeError(f"decide column {missing[0]!r} was not produced by any step's score")
+            small.append(batch.select(list(keep_cols)))
+            n += batch.num_rows
+            progress("score", batch.num_rows)
+    finally:
+        if writer is not None:
+            writer.close()
+    return (pa.Table.from_batches(small) if small else None), n
+
+
 class LocalEngine:
     """Runs steps over a dataset and writes kept rows and rejects into a :class:`DatasetWriter`."""
 
@@ -160,31 +188,19 @@ class LocalEngine:
     # --- 1. score ----------------------------------------------------------
     def _score_pass(self, dataset: Dataset, steps: Sequence[Step], spill: Path, stats: list[StepStats],
                     progress: Progress) -> tuple[pa.Table | None, int]:
-        keep_cols = decide_column_names(steps)
         seconds = [0.0] * len(steps)
-        small: list[pa.RecordBatch] = []
-        writer: pq.ParquetWriter | None = None
-        n = 0
-        try:
+
+        def scored() -> Iterator[pa.RecordBatch]:
+            offset = 0
             for batch in dataset.iter_batches(batch_size=self.batch_size):
-                if batch.num_rows == 0:
-                    continue
-                scored = score_batch(_with_order(batch, n), steps, seconds)
-                if writer is None:
-                    writer = pq.ParquetWriter(spill, scored.schema, compression="lz4")
-                writer.write_batch(scored)
-                missing = [c for c in keep_cols if c not in scored.schema.names]
-                if missing:
-                    raise RuntimeError(f"decide column {missing[0]!r} was not produced by any step's score")
-                small.append(scored.select(keep_cols))
-                n += batch.num_rows
-                progress("score", batch.num_rows)
-        finally:
-            if writer is not None:
-                writer.close()
+                if batch.num_rows:
+                    yield score_batch(_with_order(batch, offset), steps, seconds)
+                    offset += batch.num_rows
+
+        result = spill_scored(scored(), decide_column_names(steps), spill, progress)
         for st, s in zip(stats, seconds):
             st.seconds += s
-        return (pa.Table.from_batches(small) if small else None), n
+        return result
 
     # --- 2. plan + decide --------------------------------------------------
     def _decide_all(self, small: pa.Table | None, steps: Sequence[Step],

@@ -52,6 +52,7 @@ from provkit.engines.local import (
     _with_order,
     decide_column_names,
     score_batch,
+    spill_scored,
 )
 from provkit.engines.ray_components import ClusteringStats
 from provkit.engines.ray_dedup import CLUSTER, SURVIVOR, exact_duplicate_decisions, near_duplicate_decisions
@@ -202,9 +203,7 @@ class RayEngine(LocalEngine):
         cluster_only = cluster_only_columns(steps)
         keep_cols = [c for c in decide_column_names(steps) if c not in cluster_only]
         seconds = [0.0] * len(steps)
-        small: list[pa.RecordBatch] = []
-        writer: pq.ParquetWriter | None = None
-        n = 0
+        result: tuple[pa.Table | None, int] = (None, 0)
         if tasks:
             items = ray.data.from_items([t.__dict__ for t in tasks], override_num_blocks=len(tasks))
             scored_ds = items.map_batches(
@@ -215,27 +214,17 @@ class RayEngine(LocalEngine):
                 scored_ds = scored_ds.materialize()  # the dedup plans read it again on the cluster
                 self._scored, self._total = scored_ds, dataset.num_rows()
             to_driver = scored_ds.drop_columns(cluster_only) if cluster_only else scored_ds
-            try:
+
+            def from_cluster() -> Iterator[pa.RecordBatch]:
                 for table in to_driver.iter_batches(batch_size=None, batch_format="pyarrow"):
                     for raw in table.to_batches():
-                        if raw.num_rows == 0:
-                            continue
-                        batch = split_timing(raw, seconds)
-                        if writer is None:
-                            writer = pq.ParquetWriter(spill, batch.schema, compression="lz4")
-                        writer.write_batch(batch)
-                        missing = [c for c in keep_cols if c not in batch.schema.names]
-                        if missing:
-                            raise RuntimeError(f"decide column {missing[0]!r} was not produced by any step's score")
-                        small.append(batch.select(keep_cols))
-                        n += batch.num_rows
-                        progress("score", batch.num_rows)
-            finally:
-                if writer is not None:
-                    writer.close()
+                        if raw.num_rows:
+                            yield split_timing(raw, seconds)
+
+            result = spill_scored(from_cluster(), keep_cols, spill, progress)
         for st, s in zip(stats, seconds):
             st.seconds += s
-        return (pa.Table.from_batches(small) if small else None), n
+        return result
 
     def _planner(self, step: Any) -> Any:
         """The dedup steps' plans on the cluster (:mod:`provkit.engines.ray_dedup`); None for the others."""
