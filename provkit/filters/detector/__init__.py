@@ -32,6 +32,7 @@ from provkit.filters.detector.dataset import (
     tag_unknown,
     train_detector_on_dataset,
 )
+from provkit.filters.detector.embedding import load_sentence_encoder, resolve_embedding_model
 from provkit.filters.detector.metrics import (
     DetectorMetrics,
     detector_metrics,
@@ -42,6 +43,7 @@ from provkit.filters.detector.params import DetectorError
 from provkit.filters.detector.serialize import load_detector, save_detector
 
 __all__ = [
+    "load_sentence_encoder", "resolve_embedding_model",
     "KINDS", "Detector", "DetectorConfig", "Featurizer", "LinearHead", "TrainedDetector", "fit_linear_head",
     "train_detector",
     "LABELS", "SCORE_COLUMN", "LabelledTexts", "ScoreSummary", "evaluate_detector_on_dataset", "labelled_texts", "read_labelled",
