@@ -59,6 +59,8 @@ def test_ray_engine_equals_local(tmp_path, ray_local):
     assert strip(ray.report) == strip(local.report)
     assert (ray.report["input"], ray.report["kept"], ray.report["dropped"]) == (
         local.report["input"], local.report["kept"], local.report["dropped"])
+    # report.json carries the cluster's figures (the local engine clusters in memory: none)
+    assert ray.report["clustering"]["minhash_dedup"]["candidate_pairs"] > 0 and local.report["clustering"] == {}
 
 
 class FailsOnId(BaseStep):

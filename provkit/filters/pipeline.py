@@ -81,6 +81,7 @@ def make_report(result: EngineResult, config: PipelineConfig, source: Path, engi
         "pipeline_sha256": config.sha256(),
         "engine": engine,
         "seconds": round(seconds, 3),
+        "clustering": result.clustering,  # ray: candidate pairs and component rounds per dedup step
     }
 
 
@@ -106,6 +107,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     for st in report["steps"]:
         dropped = ", ".join(f"{k}: {v}" for k, v in st["dropped"].items()) or "-"
         lines.append(f"| {st['step']} | {st['in']} | {st['kept']} | {dropped} | {_fmt_weight(st['weight'])} | {st['seconds']} |")
+    for step, figures in report.get("clustering", {}).items():
+        lines.append(f"\n- {step} on the cluster: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures.items()))
     lines += ["", "## Pipeline", "", "```json", json.dumps(report["pipeline"], indent=2), "```", ""]
     return "\n".join(lines)
 
