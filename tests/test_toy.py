@@ -36,3 +36,16 @@ def test_gmm_loses_its_tails_and_a_component():
     assert rows[-1]["tail_mass"] < rows[1]["tail_mass"] or rows[-1]["sigma_mean"] < rows[0]["sigma_mean"]
     assert rows[-1]["min_weight"] < rows[0]["min_weight"]
     assert rows[-1]["sigma_mean"] < rows[0]["sigma_mean"]
+
+
+def test_bad_toy_arguments_are_one_line_errors():
+    from typer.testing import CliRunner
+
+    from provkit.cli import app
+
+    runner = CliRunner()
+    for args, words in ((["toy", "poisson"], "unknown 'poisson'"), (["toy", "gaussian", "-M", "1"], "--samples")):
+        res = runner.invoke(app, ["experiment", *args])
+        assert res.exit_code == 2, res.output
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0]

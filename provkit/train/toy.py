@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from provkit.errors import ConfigError
+
 TOY_KINDS = ("gaussian", "gmm")
 
 
@@ -38,6 +40,12 @@ class ToyConfig:
     gmm_sigmas: tuple[float, float] = (1.0, 1.0)
     gmm_weights: tuple[float, float] = (0.5, 0.5)
     em_iterations: int = 8
+
+    def __post_init__(self) -> None:
+        if self.kind not in TOY_KINDS:
+            raise ConfigError(f"toy kind: unknown {self.kind!r}; expected gaussian or gmm")
+        if self.samples < 2 or self.generations < 1 or self.repeats < 1:
+            raise ConfigError("--samples must be >= 2, --generations and --repeats >= 1")
 
 
 @dataclass
