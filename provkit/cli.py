@@ -296,10 +296,10 @@ def filter_command(
         return
     for st in report["steps"]:
         dropped = ", ".join(f"{k} {v}" for k, v in st["dropped"].items()) or "none dropped"
-        out.print(f"  {st['step']:<14} in {st['in']:>8}  kept {st['kept']:>8}  ({dropped})", highlight=False, soft_wrap=True)
+        _say(f"  {st['step']:<14} in {st['in']:>8}  kept {st['kept']:>8}  ({dropped})")
     n_dropped = sum(report["dropped"].values())
-    out.print(f"filtered {report['input']} records: kept {report['kept']}, dropped {n_dropped} "
-              f"-> {out_path} ({report['seconds']} s)", highlight=False)
+    _say(f"filtered {report['input']} records: kept {report['kept']}, dropped {n_dropped} "
+         f"-> {out_path} ({report['seconds']} s)")
 
 
 
@@ -465,9 +465,9 @@ def experiment_run(
     for cond, r in result["last_generation"].items():
         gen0 = next(m["test_ppl"] for m in summary.metrics if m["condition"] == cond and m["generation"] == 0)
         out_line = f"{cond:>16}: test ppl {gen0:8.1f} (gen 0) -> {r['test_ppl']:8.1f} (gen {r['generation']})"
-        out.print(out_line, highlight=False)
-    out.print(f"{summary.units_done} units run, {summary.units_resumed} resumed, {summary.seconds:.0f} s; "
-                           f"metrics in {run_dir}/metrics.parquet" + (f", report {paths[1]}" if paths else ""), highlight=False)
+        _say(out_line)
+    _say(f"{summary.units_done} units run, {summary.units_resumed} resumed, {summary.seconds:.0f} s; "
+         f"metrics in {run_dir}/metrics.parquet" + (f", report {paths[1]}" if paths else ""))
 
 
 @experiment_app.command("report")
@@ -480,7 +480,7 @@ def experiment_report(run: Path = typer.Argument(..., help="run directory"), as_
     if as_json:
         print_json({"markdown": str(md), "html": str(html_path)})
     else:
-        out.print(f"wrote {md} and {html_path}", highlight=False)
+        _say(f"wrote {md} and {html_path}")
 
 
 @experiment_app.command("compare")
@@ -529,8 +529,8 @@ def experiment_toy(
         line += f", E(mu_n-mu)^2 {r['mean_sq_drift']:.4f}"
         if "mean_sq_drift_closed_form" in r:
             line += f" (n sigma^2/M = {r['mean_sq_drift_closed_form']:.4f})"
-        out.print(line, highlight=False)
-    out.print(f"plot {png}, table {js}", highlight=False)
+        _say(line)
+    _say(f"plot {png}, table {js}")
 
 
 def main() -> None:
