@@ -20,4 +20,4 @@ step experiment toy gaussian --out "$OUT/toy" --repeats 1000 --generations 100 -
 # resumable: rerunning after an interruption continues from the last finished generation
 step experiment run --out "$OUT/run"
 echo
-echo "report: $OUT/run/report.html (and report.md, plots/*.png, metrics.parquet)"
+echo "report: $OUT/run/report.html (and report.md, figures/*.png, metrics.parquet)"
