@@ -49,6 +49,20 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def _count_progress(description: str, total: int) -> tuple[Any, Callable[..., None]]:
+    """A rich progress bar on stderr counting items; returns (bar, advance(n, description=None))."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err, transient=True, disable=not err.is_terminal)
+    task = bar.add_task(description, total=max(total, 1))
+
+    def advance(n: int, description: str | None = None) -> None:
+        bar.update(task, advance=n, **({"description": description} if description else {}))
+
+    return bar, advance
+
+
 # ---------------------------------------------------------------- provenance commands
 
 
@@ -237,20 +251,6 @@ def export_command(
 # ---------------------------------------------------------------- filter commands
 
 
-def _filter_progress(total: int) -> Any:
-    """A rich progress bar on stderr over the score and write passes (2 x rows)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err, transient=True)
-    task = bar.add_task("filter", total=max(2 * total, 1))
-
-    def advance(phase: str, rows: int) -> None:
-        bar.update(task, advance=rows, description=phase)
-
-    return bar, advance
-
-
 @app.command("filter")
 @friendly_errors
 def filter_command(
@@ -286,9 +286,10 @@ def filter_command(
         mix_records=mix_records, mix_tokens=mix_tokens, mix_alpha=mix_alpha, seed=seed,
     )
     pipeline = resolve_pipeline(config, flags)
-    bar, advance = _filter_progress(Dataset.open(src).num_rows())
+    bar, advance = _count_progress("filter", 2 * Dataset.open(src).num_rows())  # the score and write passes
     with bar:
-        result = run_filter(src, out_path, pipeline, engine=engine, progress=advance, overwrite=overwrite,
+        result = run_filter(src, out_path, pipeline, engine=engine, progress=lambda phase, rows: advance(rows, phase),
+                            overwrite=overwrite,
                             engine_options={"address": ray_address} if ray_address else None)
     report = result.report
     if as_json:
@@ -304,16 +305,6 @@ def filter_command(
 
 
 # ---------------------------------------------------------------- detector commands
-
-
-def _detector_progress(description: str, total: int) -> Any:
-    """A rich progress bar on stderr counting texts; returns (bar, advance(n))."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err, transient=True, disable=not err.is_terminal)
-    task = bar.add_task(description, total=max(total, 1))
-    return bar, lambda n: bar.update(task, advance=n)
 
 
 def _print_detector_metrics(title: str, m: Any) -> None:
@@ -346,7 +337,7 @@ def detector_train(
     config = DetectorConfig(kind=kind, model=model, seed=seed, test_fraction=test_fraction, C=c,
                             threshold=threshold, max_length=max_length).validate()
     data = read_labelled(datasets)
-    bar, advance = _detector_progress(f"features ({kind})", len(data.texts))
+    bar, advance = _count_progress(f"features ({kind})", len(data.texts))
     with bar:
         trained = train_detector_on_dataset(datasets, config, advance, data=data)
     save_detector(trained.detector, out_path)
@@ -372,7 +363,7 @@ def detector_eval(
 
     detector = load_detector(det)
     data = read_labelled(datasets)
-    bar, advance = _detector_progress("scoring", len(data.texts))
+    bar, advance = _count_progress("scoring", len(data.texts))
     with bar:
         metrics = detector.evaluate(data.texts, data.labels, advance, threshold)
     if as_json:
@@ -397,7 +388,7 @@ def detector_score(
     from provkit.provenance import Dataset
 
     detector = load_detector(det)
-    bar, advance = _detector_progress("scoring", Dataset.open(ds).num_rows())
+    bar, advance = _count_progress("scoring", Dataset.open(ds).num_rows())
     with bar:
         summary = score_dataset(detector, ds, out_path, tag=tag, threshold=threshold, detector_path=det,
                                 progress=advance)
