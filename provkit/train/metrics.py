@@ -19,17 +19,12 @@
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from typing import Iterable, Sequence
 
 import numpy as np
 
-_WORD = re.compile(r"\w+")
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+from provkit.filters import words  # the \w+ words of dedup shingling: one tokenisation
 
 
 def vocabulary_diversity(texts: Iterable[str]) -> float:
