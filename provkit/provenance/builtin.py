@@ -21,10 +21,11 @@ import os
 import re
 import sys
 import sysconfig
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from provkit.provenance.store import open_atomic
 
 BUILTIN_SOURCES = ("python-docs",)
 
@@ -112,11 +113,9 @@ def _read_cache(path: Path) -> list[BuiltinDoc] | None:
 def _write_cache(path: Path, docs: list[BuiltinDoc]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open_atomic(path, "wb") as f:
             for d in docs:
-                f.write(json.dumps({"id": d.id, "text": d.text, "source_uri": d.source_uri}) + "\n")
-        os.replace(tmp, path)
+                f.write((json.dumps({"id": d.id, "text": d.text, "source_uri": d.source_uri}) + "\n").encode())
     except OSError:
         pass  # a read-only home: the corpus is rebuilt next time, nothing else changes
 
