@@ -288,7 +288,7 @@ def filter_command(
     pipeline = resolve_pipeline(config, flags)
     bar, advance = _count_progress("filter", 2 * Dataset.open(src).num_rows())  # the score and write passes
     with bar:
-        result = run_filter(src, out_path, pipeline, engine=engine, progress=lambda phase, rows: advance(rows, phase),
+        result = run_filter(src, out_path, pipeline, engine=engine, progress=advance,
                             overwrite=overwrite,
                             engine_options={"address": ray_address} if ray_address else None)
     report = result.report
@@ -417,7 +417,7 @@ def _experiment_progress():  # -> (rich Progress, reporter)
             if "step" in tasks:
                 progress.remove_task(tasks["step"])
             task = tasks["step"] = progress.add_task(f"  {desc}", total=total)
-        return lambda n: progress.advance(task, n)
+        return lambda n, description=None: progress.advance(task, n)
 
     return progress, reporter
 

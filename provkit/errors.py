@@ -15,3 +15,7 @@ class ConfigError(ProvkitError):
 
 class InputError(ProvkitError):
     """Bad input data: names the file and line/row."""
+
+
+class DatasetError(ProvkitError):
+    """A dataset that cannot be opened or written, with a one-line reason."""

@@ -26,7 +26,8 @@ from provkit.provenance import (
     ingest,
     verify,
 )
-from provkit.provenance.readers import FieldMap, _parse_json_block, _parse_json_lines, resolve_sources
+from provkit.provenance.readers import FieldMap, resolve_sources
+from provkit.provenance.readers.jsonl import _parse_json_block, _parse_json_lines
 
 runner = CliRunner()
 

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from provkit.core.progress import Advance, quiet_advance
 from provkit.filters.step import (
     DROP_REASON,
     DROP_STEP,
@@ -49,7 +50,6 @@ from provkit.filters.step import (
 )
 from provkit.provenance import Dataset, DatasetWriter
 
-Progress = Callable[[str, int], None]
 KEPT = -1
 
 
@@ -133,7 +133,7 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
 
 
 def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spill: Path,
-                 progress: Progress) -> tuple[pa.Table | None, int]:
+                 progress: Advance) -> tuple[pa.Table | None, int]:
     """Write scored batches to the ``spill`` file; keep only the decide columns in memory.
 
     Returns (the decide columns of every row, or None when there were no rows; the row count).
@@ -153,7 +153,7 @@ def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spi
                 raise RuntimeError(f"decide column {missing[0]!r} was not produced by any step's score")
             small.append(batch.select(list(keep_cols)))
             n += batch.num_rows
-            progress("score", batch.num_rows)
+            progress(batch.num_rows, "score")
     finally:
         if writer is not None:
             writer.close()
@@ -170,8 +170,8 @@ class LocalEngine:
         self.spill_dir = spill_dir
 
     def run(self, dataset: Dataset, steps: Sequence[Step], writer: DatasetWriter,
-            progress: Progress | None = None) -> EngineResult:
-        progress = progress or (lambda phase, rows: None)
+            progress: Advance | None = None) -> EngineResult:
+        progress = progress or quiet_advance
         stats = [StepStats(step.name) for step in steps]
         spill_root = Path(self.spill_dir) if self.spill_dir else writer.target.parent
         spill_root.mkdir(parents=True, exist_ok=True)
@@ -187,7 +187,7 @@ class LocalEngine:
 
     # --- 1. score ----------------------------------------------------------
     def _score_pass(self, dataset: Dataset, steps: Sequence[Step], spill: Path, stats: list[StepStats],
-                    progress: Progress) -> tuple[pa.Table | None, int]:
+                    progress: Advance) -> tuple[pa.Table | None, int]:
         seconds = [0.0] * len(steps)
 
         def scored() -> Iterator[pa.RecordBatch]:
@@ -235,11 +235,11 @@ class LocalEngine:
     # --- 3. write ----------------------------------------------------------
     def _write_pass(self, spill: Path, n: int, steps: Sequence[Step], fate: np.ndarray,
                     tables: list[pa.Table | None], weights: np.ndarray | None, stats: list[StepStats],
-                    writer: DatasetWriter, progress: Progress) -> EngineResult:
+                    writer: DatasetWriter, progress: Advance) -> EngineResult:
         if n:
             for batch in pq.ParquetFile(spill).iter_batches(batch_size=self.batch_size):
                 self._write_batch(batch, steps, fate, tables, weights, writer)
-                progress("write", batch.num_rows)
+                progress(batch.num_rows, "write")
         dropped: dict[str, int] = {}
         for st in stats:
             for reason, count in st.dropped.items():

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -44,10 +43,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from provkit.core.progress import Advance
 from provkit.engines.local import (
     EngineResult,
     LocalEngine,
-    Progress,
     StepStats,
     _with_order,
     decide_column_names,
@@ -182,7 +181,7 @@ class RayEngine(LocalEngine):
         return self.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def run(self, dataset: Dataset, steps: Sequence[Any], writer: DatasetWriter,
-            progress: Progress | None = None) -> EngineResult:
+            progress: Advance | None = None) -> EngineResult:
         self._scored, self._total, self.clustering = None, 0, {}
         try:
             result = super().run(dataset, steps, writer, progress)
@@ -192,7 +191,7 @@ class RayEngine(LocalEngine):
         return result
 
     def _score_pass(self, dataset: Dataset, steps: Sequence[Any], spill: Path, stats: list[StepStats],
-                    progress: Progress) -> tuple[pa.Table | None, int]:
+                    progress: Advance) -> tuple[pa.Table | None, int]:
         import ray.data
 
         start_ray(self.options)

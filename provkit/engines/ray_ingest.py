@@ -27,6 +27,7 @@ from typing import Any, Iterator
 from provkit.engines.ray import RayOptions, start_ray
 from provkit.errors import ProvkitError
 from provkit.provenance import IdIndex, Ingest, IngestConfig
+from provkit.provenance.readers import read_source
 
 BACKPRESSURE = 4
 """Chunks a source task may run ahead of the driver (memory: a few chunks per running task)."""
@@ -34,7 +35,7 @@ BACKPRESSURE = 4
 
 def _check_source(job: Ingest, index: int) -> Iterator[Any]:
     source = job.sources[index]
-    from provkit.provenance.readers import read_source
+
 
     for chunk in read_source(source, job.cfg.read_options()):
         yield chunk, job.check(chunk, source)

@@ -3,6 +3,8 @@
 The Step protocol (score -> plan -> decide) is in :mod:`provkit.filters.step`.
 """
 
+from provkit.core.hashing import seeded_uniform
+from provkit.core.text import count_tokens, word_tokens
 from provkit.filters.config import (
     FilterFlags,
     PipelineConfig,
@@ -54,7 +56,6 @@ from provkit.filters.step import (
     row_plan,
     decisions,
     reasons_where,
-    seeded_uniform,
 )
 from provkit.filters.steps import DetectorStep, DetectorStepConfig, QualityStep, QualityStepConfig
 from provkit.filters.tail import (
@@ -63,8 +64,6 @@ from provkit.filters.tail import (
     TailStep,
     UnigramModel,
     capped_weights,
-    count_tokens,
-    word_tokens,
 )
 
 __all__ = [

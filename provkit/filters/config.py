@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provkit.core.config import build_dataclass, read_toml
 from provkit.errors import ConfigError
 
 TOP_LEVEL_KEYS = ("steps", "name", "description")
@@ -86,50 +84,6 @@ def step_configs() -> dict[str, type]:
     return STEP_CONFIGS
 
 
-def _describe(tp: Any) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    if tp in names:
-        return names[tp]
-    origin = typing.get_origin(tp)
-    if origin in (list, tuple):
-        return "a list"
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
-    """(ok, value converted to ``tp``) for the TOML value types."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            ok, out = _coerce(value, arg)
-            if ok:
-                return True, out
-        return False, value
-    if tp is type(None):
-        return value is None, value
-    if tp is bool:
-        return isinstance(value, bool), value
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool), float(value) if isinstance(
-            value, (int, float)) else value
-    if tp is str:
-        return isinstance(value, str), value
-    if origin in (list, tuple):
-        (inner, *_) = typing.get_args(tp) or (Any,)
-        if not isinstance(value, list):
-            return False, value
-        items = [_coerce(v, inner) if inner is not Any else (True, v) for v in value]
-        if not all(ok for ok, _ in items):
-            return False, value
-        converted = [v for _, v in items]
-        return True, tuple(converted) if origin is tuple else converted
-    return True, value
-
-
 def build_step_spec(index: int, entry: Any, source: str) -> StepSpec:
     """Validate one ``[[steps]]`` table into a :class:`StepSpec` (errors name ``steps[index].key``)."""
     where = f"{source}: steps[{index}]"
@@ -142,18 +96,8 @@ def build_step_spec(index: int, entry: Any, source: str) -> StepSpec:
     if kind not in registry:
         raise ConfigError(f"{where}.kind: unknown step {json.dumps(kind)}; expected one of {', '.join(registry)}")
     config_cls = registry[kind]
-    hints = typing.get_type_hints(config_cls)
-    known = {f.name for f in fields(config_cls)}
-    values: dict[str, Any] = {}
-    for key, value in entry.items():
-        if key == "kind":
-            continue
-        if key not in known:
-            raise ConfigError(f"{where}.{key}: unknown key for step {kind!r}; expected one of {', '.join(sorted(known))}")
-        ok, converted = _coerce(value, hints[key])
-        if not ok:
-            raise ConfigError(f"{where}.{key}: expected {_describe(hints[key])}, got {json.dumps(value, default=str)}")
-        values[key] = converted
+    values = {k: v for k, v in entry.items() if k != "kind"}
+    values = build_dataclass(config_cls, values, lambda key: f"{where}.{key}", context=f" for step {kind!r}")
     try:
         return StepSpec(kind, config_cls(**values))
     except ConfigError as exc:
@@ -182,13 +126,7 @@ def parse_pipeline(obj: dict[str, Any], source: str = "<config>") -> PipelineCon
 
 def load_pipeline(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline TOML file."""
-    path = Path(path)
-    try:
-        obj = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such pipeline file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    obj = read_toml(path, f"{path}: no such pipeline file")
     return parse_pipeline(obj, str(path))
 
 

@@ -35,6 +35,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import quad
 
+from provkit.core.hashing import fmix64
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -74,14 +76,6 @@ def candidate_probability(similarity: np.ndarray | float, bands: int, rows: int)
     return 1.0 - (1.0 - s ** rows) ** bands
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> np.uint64(33))
-
-
 def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """``uint64[n, bands]``: one hash per (record, band) of the signature rows ``[j*r, (j+1)*r)``."""
     if bands * rows > sigs.shape[1]:
@@ -89,9 +83,9 @@ def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     values = sigs.astype(np.uint64, copy=False)
     out = np.empty((sigs.shape[0], bands), dtype=np.uint64)
     for j in range(bands):
-        h = np.repeat(_fmix64(np.array([j + 1], dtype=np.uint64)), sigs.shape[0])
+        h = np.repeat(fmix64(np.array([j + 1], dtype=np.uint64)), sigs.shape[0])
         for col in range(j * rows, (j + 1) * rows):
-            h = _fmix64((h ^ values[:, col]) * _GOLDEN)
+            h = fmix64((h ^ values[:, col]) * _GOLDEN)
         out[:, j] = h
     return out
 

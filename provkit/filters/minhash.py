@@ -44,7 +44,6 @@ schemes, plus 8 bytes per shingle of the batch being hashed.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 
@@ -52,19 +51,20 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from provkit.core.hashing import COMBINE_MUL as _COMBINE_MUL
+from provkit.core.hashing import COMBINE_SEED as _COMBINE_SEED
+from provkit.core.hashing import fmix64, fmix64_int
+from provkit.core.text import normalized_words, words
+
 Scheme = Literal["affine32", "affine64", "legacy"]
 SCHEMES: tuple[str, ...] = ("affine32", "affine64", "legacy")
 
-WORD_RE = re.compile(r"\w+")
-_NON_WORD_RE = re.compile(r"\W+")
 
 MERSENNE_PRIME = (1 << 61) - 1
 _MASK32 = (1 << 32) - 1
 _MASK64 = (1 << 64) - 1
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
-_COMBINE_SEED = 0x9E3779B97F4A7C15
-_COMBINE_MUL = 0xFF51AFD7ED558CCD
 
 
 @dataclass(frozen=True)
@@ -109,11 +109,6 @@ def max_hash(scheme: str) -> int:
 
 # ---------------------------------------------------------------- tokenization
 
-def words(text: str) -> list[str]:
-    """The words of ``text``: ``re.findall(r"\\w+", text.lower())``."""
-    return WORD_RE.findall(text.lower())
-
-
 def shingles(text: str, n: int = 5) -> list[str]:
     """Word ``n``-grams of ``text`` joined by a space (one shingle for 1..n-1 words, none for 0)."""
     ws = words(text)
@@ -124,20 +119,7 @@ def shingles(text: str, n: int = 5) -> list[str]:
     return [" ".join(ws[i:i + n]) for i in range(len(ws) - n + 1)]
 
 
-def normalized_words(text: str) -> str:
-    """The words of ``text`` joined by single spaces (the byte stream the fast kernel reads)."""
-    return _NON_WORD_RE.sub(" ", text.lower()).strip(" ")
-
-
 # ---------------------------------------------------------------- the fast shingle hash
-
-def _fmix64_int(h: int) -> int:
-    h ^= h >> 33
-    h = (h * 0xFF51AFD7ED558CCD) & _MASK64
-    h ^= h >> 33
-    h = (h * 0xC4CEB9FE1A85EC53) & _MASK64
-    return h ^ (h >> 33)
-
 
 def _fnv1a64_int(data: bytes) -> int:
     h = _FNV_OFFSET
@@ -166,7 +148,7 @@ class ShingleHash:
         h = _COMBINE_SEED
         for word in data.split(b" "):
             h = ((h ^ _fnv1a64_int(word)) * _COMBINE_MUL) & _MASK64
-        h = _fmix64_int(h)
+        h = fmix64_int(h)
         return h & _MASK32 if self.bits == 32 else h
 
     def __repr__(self) -> str:
@@ -250,15 +232,6 @@ def _word_hash_kernel(data, doc_offsets, word_byte):  # pragma: no cover - compi
 
 
 @numba.njit(cache=True, nogil=True)
-def _fmix64(h):  # pragma: no cover - compiled
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> np.uint64(33))
-
-
-@numba.njit(cache=True, nogil=True)
 def _shingle_combine_kernel(word_hash, word_offsets, n):  # pragma: no cover - compiled
     """Combine ``n`` consecutive word hashes per document into 64-bit shingle hashes (CSR out)."""
     n_docs = word_offsets.shape[0] - 1
@@ -280,7 +253,7 @@ def _shingle_combine_kernel(word_hash, word_offsets, n):  # pragma: no cover - c
             h = np.uint64(_COMBINE_SEED)
             for k in range(width):
                 h = (h ^ word_hash[start + s + k]) * np.uint64(_COMBINE_MUL)
-            out[pos] = _fmix64(h)
+            out[pos] = fmix64(h)
             pos += 1
     offsets[n_docs] = pos
     return out, offsets
@@ -379,12 +352,7 @@ def fmix(values: np.ndarray, bits: int) -> np.ndarray:
         h ^= h >> np.uint32(13)
         h *= np.uint32(0xC2B2AE35)
         return h ^ (h >> np.uint32(16))
-    h = values.astype(np.uint64)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> np.uint64(33))
+    return fmix64(values.astype(np.uint64))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -33,9 +33,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from provkit.core.hashing import seeded_uniform
 from provkit.errors import ConfigError
-from provkit.filters.step import ORDER, RowPlanStep, append_columns, row_plan, seeded_uniform
-from provkit.filters.tail import count_tokens
+from provkit.filters.step import ORDER, RowPlanStep, append_columns, row_plan
+from provkit.core.text import count_tokens
 
 POLICIES = ("replace", "keep-human", "accumulate")
 

@@ -37,13 +37,13 @@ from typing import Sequence
 import numba
 import numpy as np
 
+from provkit.core.hashing import COMBINE_MUL as _MUL
+from provkit.core.hashing import COMBINE_SEED as _SEED
 from provkit.filters.minhash import word_hashes
 
 TOP_NS: tuple[int, ...] = (2, 3, 4)
 DUP_NS: tuple[int, ...] = (5, 6, 7, 8, 9, 10)
 _PARAGRAPH_RE = re.compile(r"\n\s*\n")
-_MUL = 0xFF51AFD7ED558CCD
-_SEED = 0x9E3779B97F4A7C15
 
 
 @dataclass(frozen=True)

@@ -52,12 +52,12 @@ Every row gets exactly one fate, so ``input == kept + sum(dropped)``.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
+
 
 ORDER = "_row"
 """Engine-assigned int64 row order key: the row's position in the input (manifest order)."""
@@ -146,20 +146,6 @@ def append_columns(batch: pa.RecordBatch, columns: dict[str, Any]) -> pa.RecordB
         names.append(name)
         arrays.append(values if isinstance(values, pa.Array) else pa.array(values))
     return pa.RecordBatch.from_arrays(arrays, names=names)
-
-
-def seeded_uniform(ids: Sequence[str] | pa.Array, seed: int, salt: str = "") -> np.ndarray:
-    """A reproducible U[0, 1) draw per record: ``blake2b(salt | seed | id)`` read as 53-bit float.
-
-    Depends only on (id, seed, salt), so any engine and any batching gives the same draws.
-    """
-    values = ids.to_pylist() if isinstance(ids, (pa.Array, pa.ChunkedArray)) else list(ids)
-    prefix = f"{salt}|{seed}|".encode()
-    out = np.empty(len(values), dtype=np.float64)
-    for i, ident in enumerate(values):
-        digest = hashlib.blake2b(prefix + str(ident).encode(), digest_size=8).digest()
-        out[i] = (int.from_bytes(digest, "little") >> 11) * (1.0 / (1 << 53))
-    return out
 
 
 def row_plan(orders: np.ndarray, reasons: Sequence[str | None], **annotations: Any) -> pa.Table:

@@ -27,7 +27,6 @@ is the same for a seed whatever the batching or engine.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
@@ -36,20 +35,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from provkit.core.hashing import seeded_uniform
+from provkit.core.text import word_tokens
 from provkit.errors import ConfigError
-from provkit.filters.step import ORDER, RowPlanStep, append_columns, row_plan, seeded_uniform
-
-_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def word_tokens(text: str) -> list[str]:
-    """Lower-cased word and punctuation tokens (the unit of unigram rarity and of token budgets)."""
-    return _TOKEN.findall(text.lower())
-
-
-def count_tokens(texts: Iterable[str]) -> np.ndarray:
-    """Number of :func:`word_tokens` of each text."""
-    return np.array([len(_TOKEN.findall(t)) for t in texts], dtype=np.int64)
+from provkit.filters.step import ORDER, RowPlanStep, append_columns, row_plan
 
 
 @dataclass(frozen=True)

@@ -1,54 +1,42 @@
-"""Provenance: the record schema, the dataset store, readers, lineage and export."""
+"""Provenance: the record schema, the dataset store, readers, ingest, lineage, export and stats.
 
+* :mod:`.schema` - the one Arrow record schema
+* :mod:`.manifest`, :mod:`.reader`, :mod:`.writer` - the dataset store (manifest and PROV documents,
+  reading and verifying, atomic writing)
+* :mod:`.readers` - one module per source format, one suffix table
+* :mod:`.ingest`, :mod:`.lineage`, :mod:`.export`, :mod:`.stats`, :mod:`.builtin`
+"""
+
+from provkit.core.atomic import publish_dir, sha256_file
+from provkit.errors import DatasetError
 from provkit.provenance import builtin
-from provkit.provenance.builtin import BUILTIN_SOURCES, BuiltinDoc, builtin_texts, iter_builtin
+from provkit.provenance.builtin import BUILTIN_SOURCES, builtin_texts, iter_builtin
+from provkit.provenance.export import FORMATS as EXPORT_FORMATS
+from provkit.provenance.export import export_dataset
+from provkit.provenance.ingest import IdIndex, Ingest, IngestConfig, IngestSummary, ingest
+from provkit.provenance.lineage import lineage
+from provkit.provenance.manifest import KINDS, Activity
+from provkit.provenance.reader import Dataset, verify
+from provkit.provenance.readers import FieldMap, ReadOptions, Source, resolve_sources
 from provkit.provenance.schema import (
     COLUMNS,
-    EVIDENCES,
-    GENERATOR_TYPE,
-    ORIGINS,
     SCHEMA,
     SCHEMA_VERSION,
     Evidence,
     Generator,
     Origin,
     check_schema,
-    conform,
     content_hash,
     make_batch,
-    normalize_text,
 )
-from provkit.provenance.export import FORMATS as EXPORT_FORMATS
-from provkit.provenance.export import croissant, export_dataset
-from provkit.provenance.ingest import IdIndex, Ingest, IngestConfig, IngestSummary, ingest
-from provkit.provenance.lineage import LineageNode, dataset_chain, lineage
-from provkit.provenance.readers import FieldMap, ReadOptions, Source, parse_hf_uri, resolve_sources
 from provkit.provenance.stats import dataset_info, dataset_stats
-from provkit.provenance.store import (
-    KINDS,
-    Activity,
-    Dataset,
-    DatasetError,
-    DatasetWriter,
-    new_activity_id,
-    sha256_file,
-    open_atomic,
-    verify,
-    publish_dir,
-    exchange_paths,
-    write_bytes_atomic,
-    write_json_atomic,
-)
+from provkit.provenance.writer import DatasetWriter
 
 __all__ = [
-    "BUILTIN_SOURCES", "BuiltinDoc", "builtin_texts", "iter_builtin",
-    "COLUMNS", "EVIDENCES", "GENERATOR_TYPE", "ORIGINS", "SCHEMA", "SCHEMA_VERSION", "Evidence", "Generator",
-    "Origin", "check_schema", "conform", "content_hash", "make_batch", "normalize_text",
-    "KINDS", "Activity", "Dataset", "DatasetError", "DatasetWriter", "new_activity_id", "sha256_file", "verify",
-    "write_bytes_atomic", "write_json_atomic", "open_atomic", "publish_dir", "exchange_paths",
-    "EXPORT_FORMATS", "croissant", "export_dataset",
-    "IdIndex", "Ingest", "IngestConfig", "IngestSummary", "ingest",
-    "LineageNode", "dataset_chain", "lineage",
-    "FieldMap", "ReadOptions", "Source", "parse_hf_uri", "resolve_sources",
-    "dataset_info", "dataset_stats",
+    "builtin", "BUILTIN_SOURCES", "builtin_texts", "iter_builtin",
+    "COLUMNS", "SCHEMA", "SCHEMA_VERSION", "Evidence", "Generator", "Origin", "check_schema", "content_hash",
+    "make_batch", "KINDS", "Activity", "Dataset", "DatasetError", "DatasetWriter", "verify",
+    "publish_dir", "sha256_file", "EXPORT_FORMATS", "export_dataset",
+    "IdIndex", "Ingest", "IngestConfig", "IngestSummary", "ingest", "lineage",
+    "FieldMap", "ReadOptions", "Source", "resolve_sources", "dataset_info", "dataset_stats",
 ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from provkit.provenance.store import open_atomic
+from provkit.core.atomic import open_atomic
 
 BUILTIN_SOURCES = ("python-docs",)
 

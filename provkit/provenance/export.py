@@ -23,8 +23,9 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from provkit.core.atomic import open_atomic
 from provkit.errors import ConfigError
-from provkit.provenance.store import Dataset, open_atomic
+from provkit.provenance.reader import Dataset
 
 FORMATS = ("jsonl", "prov-json", "croissant")
 

@@ -30,6 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from provkit.errors import ConfigError, InputError
+from provkit.provenance.manifest import MANIFEST, Activity
+from provkit.provenance.reader import Dataset
 from provkit.provenance.readers import (
     POS,
     RAW_KEEP,
@@ -45,7 +47,7 @@ from provkit.provenance.readers import (
     type_reason,
 )
 from provkit.provenance.schema import ORIGINS, Evidence, Generator, Origin, make_batch, utcnow
-from provkit.provenance.store import MANIFEST, Activity, Dataset, DatasetWriter
+from provkit.provenance.writer import DatasetWriter
 
 ON_ERROR = ("fail", "skip")
 T = TypeVar("T")

@@ -16,8 +16,8 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from provkit.errors import InputError
-from provkit.provenance.store import Dataset, DatasetError
+from provkit.errors import DatasetError, InputError
+from provkit.provenance.reader import Dataset
 
 _COLUMNS = ["id", "origin", "origin_evidence", "origin_confidence", "generator", "parent_ids", "activity_id",
             "source_uri", "dataset"]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Sequence
 
 import pyarrow as pa
+
+from provkit.core.text import normalize_text
 
 SCHEMA_VERSION = "1.0"
 
@@ -76,11 +77,6 @@ SCHEMA = pa.schema(
 )
 
 COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
-
-
-def normalize_text(text: str) -> str:
-    """The normal form hashed into ``content_hash``: NFC, line endings unified, outer space stripped."""
-    return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
 
 
 def content_hash(text: str) -> str:

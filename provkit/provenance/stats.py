@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from provkit.provenance.store import Dataset
+from provkit.provenance.reader import Dataset
 
 QUANTILES = (0.5, 0.9, 0.99)
 TOP_SOURCES = 20

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provkit.core.config import build_dataclass, read_toml
 from provkit.errors import ConfigError
 from provkit.train.generate import DecodingConfig
 from provkit.train.models import TinyOPTConfig, TrainConfig
@@ -160,42 +160,22 @@ def preset(name: str) -> ExperimentConfig:
     raise ConfigError(f"--preset: unknown {name!r}; expected one of {', '.join(PRESETS)}")
 
 
-def _coerce_section(name: str, cls: type, value: Any, source: str) -> Any:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{source}: [{name}] must be a table")
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in value:
-        if key not in known:
-            raise ConfigError(f"{source}: {name}.{key}: unknown key; expected one of {', '.join(sorted(known))}")
-    return value
-
-
 def apply_overrides(base: ExperimentConfig, overrides: dict[str, Any], source: str = "<flags>") -> ExperimentConfig:
     """``base`` with the given keys replaced; unknown keys and wrong types are one-line errors."""
-    known = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
-    changes: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if key not in known:
-            raise ConfigError(f"{source}: {key}: unknown key; expected one of {', '.join(sorted(known))}")
-        if key in _NESTED:
-            section = _coerce_section(key, _NESTED[key], value, source)
+
+    def section(name: str) -> Any:
+        def convert(value: Any, where: Any) -> Any:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [{name}] must be a table")
+            values = build_dataclass(_NESTED[name], value, lambda key: f"{source}: {name}.{key}")
             try:
-                changes[key] = dataclasses.replace(getattr(base, key), **section)
+                return dataclasses.replace(getattr(base, name), **values)
             except TypeError as exc:
-                raise ConfigError(f"{source}: [{key}]: {exc}") from None
-            continue
-        current = getattr(base, key)
-        if key in ("seeds", "conditions"):
-            if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"{source}: {key}: expected a list, got {value!r}")
-            value = tuple(value)
-        elif isinstance(current, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{source}: {key}: expected true or false, got {value!r}")
-        elif isinstance(current, int) and not isinstance(current, bool) and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{source}: {key}: expected an integer, got {value!r}")
-        elif isinstance(current, str) and not isinstance(value, str):
-            raise ConfigError(f"{source}: {key}: expected a string, got {value!r}")
-        changes[key] = value
+                raise ConfigError(f"{source}: [{name}]: {exc}") from None
+        return convert
+
+    changes = build_dataclass(ExperimentConfig, overrides, lambda key: f"{source}: {key}",
+                              nested={name: section(name) for name in _NESTED})
     try:
         return dataclasses.replace(base, **changes)
     except ConfigError as exc:
@@ -208,12 +188,7 @@ def load_config(path: str | Path | None = None, preset_name: str | None = None, 
     source = "<flags>"
     if path is not None:
         source = str(path)
-        try:
-            doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"--config {path}: no such file") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        doc = read_toml(path, f"--config {path}: no such file")
     name = preset_name or doc.pop("preset", None) or "tiny"
     doc.pop("preset", None)
     cfg = apply_overrides(preset(name), doc, source)

@@ -32,28 +32,40 @@ import time
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from provkit.core.atomic import write_bytes_atomic, write_json_atomic
+from provkit.core.progress import Progress, quiet_progress
 from provkit.errors import ConfigError
-from provkit.provenance import Activity, Dataset, DatasetWriter, Evidence, Generator, Origin, make_batch, write_bytes_atomic, write_json_atomic
+from provkit.provenance import Activity, Dataset, DatasetWriter, Evidence, Generator, Origin, make_batch
 from provkit.train.config import Condition, ExperimentConfig
 from provkit.train.corpus import encode_texts, make_blocks
 from provkit.train.generate import generate_continuations
-from provkit.train.metrics import embedding_diversity, local_sentence_encoder, perplexity_summary, tail_recall, tail_tokens, text_metrics
-from provkit.train.models import build_tiny_opt, clone_model, corpus_perplexity, load_model, save_model, sequence_perplexities, train_lm
+from provkit.train.metrics import (
+    embedding_diversity,
+    local_sentence_encoder,
+    perplexity_summary,
+    tail_recall,
+    tail_tokens,
+    text_metrics,
+)
+from provkit.train.models import (
+    build_tiny_opt,
+    clone_model,
+    corpus_perplexity,
+    load_model,
+    save_model,
+    sequence_perplexities,
+    train_lm,
+)
 from provkit.train.tokenizer import load_tokenizer, save_tokenizer, train_bpe_tokenizer
 
-Reporter = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance(n)
 DONE = "metrics.json"
-
-
-def _quiet(desc: str, total: int) -> Callable[[int], None]:
-    return lambda n: None
 
 
 @dataclass
@@ -172,7 +184,7 @@ def _hf_progress_bars_off() -> Iterator[None]:
 class ExperimentRun:
     """One run directory: setup, the generation-0 units, and every condition's generations."""
 
-    def __init__(self, cfg: ExperimentConfig, out: str | Path, reporter: Reporter = _quiet):
+    def __init__(self, cfg: ExperimentConfig, out: str | Path, reporter: Progress = quiet_progress):
         self.cfg = cfg
         self.out = Path(out)
         self.report = reporter
@@ -494,7 +506,7 @@ class ExperimentRun:
         return RunSummary(self.out, self.done, self.resumed, time.perf_counter() - t0, rows)
 
 
-def run_experiment(cfg: ExperimentConfig, out: str | Path, reporter: Reporter = _quiet) -> RunSummary:
+def run_experiment(cfg: ExperimentConfig, out: str | Path, reporter: Progress = quiet_progress) -> RunSummary:
     """Run (or resume) the experiment ``cfg`` in directory ``out``."""
     return ExperimentRun(cfg, out, reporter).run()
 

@@ -21,17 +21,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, OPTConfig, OPTForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
+from provkit.core.atomic import publish_dir
+from provkit.core.progress import Advance as Progress
 from provkit.errors import ConfigError
-from provkit.provenance import publish_dir
 from provkit.train.tokenizer import load_tokenizer, save_tokenizer
-
-Progress = Callable[[int], None]  # called with the number of items just done
 
 
 @dataclass(frozen=True)

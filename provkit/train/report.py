@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 
-from provkit.provenance import write_bytes_atomic
+from provkit.core.atomic import write_bytes_atomic
 from provkit.train.loop import read_metrics
 from provkit.train.plots import plot_run
 

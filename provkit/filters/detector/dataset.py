@@ -24,7 +24,8 @@ from provkit.filters.detector.base import DetectorConfig, Detector, TrainedDetec
 from provkit.filters.detector.metrics import DetectorMetrics
 from provkit.filters.detector.params import Progress
 from provkit.filters.step import append_columns
-from provkit.provenance import Activity, Dataset, DatasetWriter, Evidence, Origin, sha256_file
+from provkit.core.atomic import sha256_file
+from provkit.provenance import Activity, Dataset, DatasetWriter, Evidence, Origin
 
 LABELS = {Origin.HUMAN.value: 0, Origin.MODEL.value: 1}
 SCORE_COLUMN = "detector_score"

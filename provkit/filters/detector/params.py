@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Mapping, TypeVar
 
+from provkit.core.progress import Advance as Progress  # the one progress protocol; called with texts just done
 from provkit.errors import ProvkitError
-
-Progress = Callable[[int], None]
-"""Progress callback: called with the number of texts just processed."""
 
 T = TypeVar("T")
 

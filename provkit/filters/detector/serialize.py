@@ -31,7 +31,7 @@ from safetensors.numpy import save as save_safetensors_bytes
 
 from provkit.filters.detector.base import KINDS, Detector, Featurizer, LinearHead
 from provkit.filters.detector.params import DetectorError
-from provkit.provenance import publish_dir, write_bytes_atomic
+from provkit.core.atomic import publish_dir, write_bytes_atomic
 
 FORMAT = "provkit-detector"
 FORMAT_VERSION = 1

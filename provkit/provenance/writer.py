@@ -1,12 +1,6 @@
-"""The provkit dataset store: a directory of Parquet parts plain tools can read.
+"""Writing a provkit dataset: Parquet parts, side files, PROV-JSON and the manifest, committed atomically.
 
-Layout::
-
-    DS/data/part-*.parquet         records (zstd; row groups of ``row_group_bytes``)
-    DS/rejects/part-*.parquet      records a filter dropped, with ``drop_reason``
-    DS/quarantine/part-*.parquet   bad input set aside under ``--on-error skip``
-    DS/provenance.json             W3C PROV-JSON: activities, agents, used/generated
-    DS/manifest.json               schema version, files with rows + sha256, parents
+See :mod:`provkit.provenance.manifest` for the layout.
 
 Commit protocol (a crash leaves the old dataset or the new one, never half):
 
@@ -26,244 +20,31 @@ Memory is bounded by one row group buffer per open kind (``row_group_bytes``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import fcntl
 import hashlib
 import json
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from provkit.errors import ProvkitError
-from provkit.provenance.schema import SCHEMA, SCHEMA_VERSION, check_schema, conform, utcnow
-
-MANIFEST = "manifest.json"
-PROVENANCE = "provenance.json"
-KINDS = ("data", "rejects", "quarantine")
-FORMAT = "provkit-dataset"
-SOFTWARE_AGENT = "provkit"
-
-
-class DatasetError(ProvkitError):
-    """A dataset that cannot be opened or written, with a one-line reason."""
-
-
-def new_activity_id(kind: str) -> str:
-    stamp = utcnow().strftime("%Y%m%dT%H%M%S")
-    return f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}"
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-@dataclass
-class Activity:
-    """A PROV activity: one ingest / filter / generation run."""
-
-    kind: str
-    params: dict[str, Any] = field(default_factory=dict)
-    used: list[str] = field(default_factory=list)
-    agents: list[str] = field(default_factory=lambda: [SOFTWARE_AGENT])
-    id: str = ""
-    started_at: datetime = field(default_factory=utcnow)
-    ended_at: datetime | None = None
-
-    def __post_init__(self) -> None:
-        if not self.id:
-            self.id = new_activity_id(self.kind)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "params": self.params,
-            "used": self.used,
-            "agents": self.agents,
-            "started_at": _iso(self.started_at),
-            "ended_at": _iso(self.ended_at) if self.ended_at else None,
-        }
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def exchange_paths(a: Path, b: Path) -> bool:
-    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``.
-
-    Returns False where the C library, kernel or file system cannot do it (the
-    caller falls back); raises ``OSError`` for any other failure.
-    """
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), str(a))
-
-
-def publish_dir(staged: Path, path: Path) -> None:
-    """Put the staged directory ``staged`` at ``path``, replacing what is there atomically.
-
-    New path: one rename.  Existing path: :func:`exchange_paths` swaps the two
-    and the previous version is deleted; without the exchange, the old one is
-    moved aside first (a moment with nothing at ``path``, never a half one).
-    """
-    if not path.exists():
-        os.replace(staged, path)
-    elif exchange_paths(staged, path):
-        shutil.rmtree(staged, ignore_errors=True)  # now holds the previous version
-    else:
-        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(path, old)
-        os.replace(staged, path)
-        shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-@contextlib.contextmanager
-def open_atomic(path: str | Path, mode: str = "wb") -> Iterator[Any]:
-    """A file object for ``path`` that appears there only complete: temporary name, fsync, rename.
-
-    On an exception the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-    try:
-        with open(tmp, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def write_bytes_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` via a temporary file in the same directory, fsync, rename."""
-    with open_atomic(path) as f:
-        f.write(payload)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from None
-
-
-class Dataset:
-    """A committed provkit dataset, read through its manifest."""
-
-    def __init__(self, path: Path, manifest: dict[str, Any]):
-        self.path = path
-        self.manifest = manifest
-
-    @classmethod
-    def open(cls, path: str | Path) -> "Dataset":
-        path = Path(path)
-        if not path.exists():
-            raise DatasetError(f"{path}: no such dataset directory")
-        if not path.is_dir():
-            raise DatasetError(f"{path}: not a provkit dataset (a file, expected a directory with {MANIFEST})")
-        try:
-            manifest = _read_json(path / MANIFEST)
-        except FileNotFoundError:
-            raise DatasetError(
-                f"{path}: not a provkit dataset ({MANIFEST} is missing; create one with `prov ingest`)"
-            ) from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise DatasetError(f"{path / MANIFEST}: not a provkit manifest (format field is not {FORMAT!r})")
-        return cls(path, manifest)
-
-    # --- files -----------------------------------------------------------
-    def file_entries(self, kind: str = "data") -> list[dict[str, Any]]:
-        return [f for f in self.manifest["files"] if f["kind"] == kind]
-
-    def files(self, kind: str = "data") -> list[Path]:
-        return [self.path / f["path"] for f in self.file_entries(kind)]
-
-    def num_rows(self, kind: str = "data") -> int:
-        return sum(int(f["rows"]) for f in self.file_entries(kind))
-
-    @property
-    def parents(self) -> list[Path]:
-        return [(self.path / p["path"]).resolve() for p in self.manifest.get("parents", [])]
-
-    @property
-    def activities(self) -> list[dict[str, Any]]:
-        return list(self.manifest.get("activities", []))
-
-    def provenance(self) -> dict[str, Any]:
-        try:
-            return _read_json(self.path / PROVENANCE)
-        except FileNotFoundError:
-            return {}
-
-    def schema(self, kind: str = "data") -> pa.Schema | None:
-        files = self.files(kind)
-        return pq.read_schema(files[0]) if files else None
-
-    # --- rows ------------------------------------------------------------
-    def iter_batches(
-        self, kind: str = "data", columns: Sequence[str] | None = None, batch_size: int = 8192
-    ) -> Iterator[pa.RecordBatch]:
-        """Stream record batches of ``kind`` in manifest order (bounded memory)."""
-        for path in self.files(kind):
-            pf = pq.ParquetFile(path)
-            yield from pf.iter_batches(batch_size=batch_size, columns=list(columns) if columns else None)
-
-    def read(self, kind: str = "data", columns: Sequence[str] | None = None) -> pa.Table:
-        files = self.files(kind)
-        if not files:
-            schema = self.schema("data") if kind == "data" else None
-            return (schema or pa.schema([])).empty_table()
-        tables = [pq.read_table(p, columns=list(columns) if columns else None) for p in files]
-        return pa.concat_tables(tables, promote_options="default")
-
-    def __repr__(self) -> str:
-        return f"Dataset({str(self.path)!r}, rows={self.num_rows()})"
+from provkit.core.atomic import (
+    exchange_paths,
+    fsync_dir,
+    fsync_file,
+    publish_dir,
+    sha256_file,
+    write_bytes_atomic,
+    write_json_atomic,
+)
+from provkit.errors import DatasetError
+from provkit.provenance.manifest import FORMAT, KINDS, MANIFEST, PROVENANCE, Activity, iso
+from provkit.provenance.reader import Dataset
+from provkit.provenance.schema import SCHEMA, SCHEMA_VERSION, conform, utcnow
 
 
 class _PartWriter:
@@ -327,7 +108,7 @@ class _PartWriter:
             return
         self.writer.close()
         assert self.current is not None
-        _fsync_file(self.current)
+        fsync_file(self.current)
         self.written.append((self.current, self.current_rows))
         self.writer, self.current, self.current_rows = None, None, 0
 
@@ -505,7 +286,7 @@ class DatasetWriter:
             os.replace(tmp, final)
         for kind in KINDS:
             if (self.workdir / kind).is_dir():
-                _fsync_dir(self.workdir / kind)
+                fsync_dir(self.workdir / kind)
         provenance = self._provenance_document(new_entries)
         prov_bytes = (json.dumps(provenance, indent=2, default=str) + "\n").encode()
         write_bytes_atomic(self.workdir / PROVENANCE, prov_bytes)
@@ -529,7 +310,7 @@ class DatasetWriter:
                 (self.target / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self.workdir / rel, self.target / rel)
         shutil.rmtree(self.workdir, ignore_errors=True)  # after an exchange: the previous version
-        _fsync_dir(self.target.parent)
+        fsync_dir(self.target.parent)
 
     def _manifest(self, files: list[dict[str, Any]], provenance_sha: str) -> dict[str, Any]:
         old = self.existing.manifest if self.existing else {}
@@ -544,7 +325,7 @@ class DatasetWriter:
                 entry["manifest_sha256"] = sha256_file(parent / MANIFEST)
             parents.append(entry)
         activities = list(old.get("activities", [])) + [self.activity.to_json()]
-        now = _iso(utcnow())
+        now = iso(utcnow())
         return {
             "format": FORMAT,
             "schema_version": SCHEMA_VERSION,
@@ -571,8 +352,8 @@ class DatasetWriter:
         a = self.activity
         act_id = f"provkit:{a.id}"
         doc["activity"][act_id] = {
-            "prov:startTime": _iso(a.started_at),
-            "prov:endTime": _iso(a.ended_at or utcnow()),
+            "prov:startTime": iso(a.started_at),
+            "prov:endTime": iso(a.ended_at or utcnow()),
             "prov:type": f"provkit:{a.kind}",
             "provkit:params": json.dumps(a.params, sort_keys=True, default=str),
         }
@@ -619,59 +400,3 @@ class DatasetWriter:
             self.commit()
         else:
             self.abort()
-
-
-def verify(path: str | Path) -> list[str]:
-    """Every problem with a dataset, one line each (empty when all checks hold).
-
-    Checks: manifest readable; each listed file present, its sha256 and size
-    as recorded, its Parquet footer readable with the recorded row count; data
-    and rejects parts carry the record schema; provenance.json matches its
-    hash; no unlisted parts (leftovers of an interrupted commit).
-    """
-    path = Path(path)
-    try:
-        ds = Dataset.open(path)
-    except DatasetError as exc:
-        return [str(exc)]
-    problems: list[str] = []
-    listed = set()
-    for entry in ds.manifest.get("files", []):
-        file = path / entry["path"]
-        listed.add(entry["path"])
-        if not file.exists():
-            problems.append(f"{file}: missing (listed in {MANIFEST})")
-            continue
-        if file.stat().st_size != int(entry["bytes"]):
-            problems.append(f"{file}: size {file.stat().st_size} bytes, manifest says {entry['bytes']}")
-        if sha256_file(file) != entry["sha256"]:
-            problems.append(f"{file}: sha256 mismatch (file is corrupted or was modified)")
-            continue
-        if entry["kind"] == "side":
-            continue
-        try:
-            meta = pq.read_metadata(file)
-        except (pa.ArrowInvalid, OSError) as exc:
-            problems.append(f"{file}: unreadable Parquet ({exc})")
-            continue
-        if meta.num_rows != int(entry["rows"]):
-            problems.append(f"{file}: {meta.num_rows} rows, manifest says {entry['rows']}")
-        if entry["kind"] in ("data", "rejects"):
-            for p in check_schema(meta.schema.to_arrow_schema()):
-                problems.append(f"{file}: {p}")
-    prov = path / PROVENANCE
-    want = ds.manifest.get("provenance_sha256")
-    if want:
-        if not prov.exists():
-            problems.append(f"{prov}: missing")
-        elif sha256_file(prov) != want:
-            problems.append(f"{prov}: sha256 mismatch (file is corrupted or was modified)")
-    for kind in KINDS:
-        d = path / kind
-        if d.is_dir():
-            for p in sorted(d.iterdir()):
-                # hidden ``.tmp-*`` files are a writer's uncommitted temporaries: invisible to readers
-                # (pyarrow, DuckDB, Polars skip dot files) and removed by the next writer
-                if p.suffix == ".parquet" and not p.name.startswith(".") and f"{kind}/{p.name}" not in listed:
-                    problems.append(f"{p}: not listed in {MANIFEST} (left over from an interrupted write)")
-    return problems

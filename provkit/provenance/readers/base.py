@@ -1,0 +1,254 @@
+"""What every reader shares: the options, the chunk a reader yields, bad records and line blocks.
+
+A reader streams :class:`RawChunk` objects: an Arrow table of the fields as
+read (``text`` and, when asked for, ``id`` / ``origin`` / ``parent``), one
+``_pos`` column with each record's 1-based line or row in its file, and the
+records that could not even be parsed (:class:`BadRecord`, with the reason).
+Every record a reader saw is either a table row or a bad record, so
+``read = rows + bad`` holds per chunk.
+
+Line-oriented formats read in blocks of complete lines (:func:`iter_line_blocks`);
+memory is bounded by the block size (``block_bytes``) plus one record of at
+most ``max_record_bytes``: a longer line is skipped and reported, never held.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+POS = "_pos"
+SOURCE = "_source"
+SPLITS = ("file", "line", "paragraph")
+RAW_KEEP = 4096  # bytes of a bad record kept in the quarantine
+FIELD_TYPES = {"text": pa.large_string(), "id": pa.string(), "origin": pa.string(), "parent": pa.list_(pa.string())}
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Which source fields feed the record: the output name -> the source field name."""
+
+    text: str = "text"
+    id: str | None = None
+    origin: str | None = None
+    parent: str | None = None
+
+    def wanted(self) -> dict[str, str]:
+        pairs = {"text": self.text, "id": self.id, "origin": self.origin, "parent": self.parent}
+        return {k: v for k, v in pairs.items() if v}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How sources are read."""
+
+    fields: FieldMap = field(default_factory=FieldMap)
+    split: str = "file"  # .txt: a record per file, per line, or per blank-line paragraph
+    max_record_bytes: int = 10 << 20
+    block_bytes: int = 16 << 20
+    batch_rows: int = 8192
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record that failed: where it is, why, and (the start of) its raw bytes."""
+
+    source: str
+    pos: int | None
+    unit: str
+    reason: str
+    raw: str = ""
+    raw_bytes: int = 0
+
+    def where(self) -> str:
+        return f"{self.source}" if self.pos is None else f"{self.source}:{self.pos} ({self.unit} {self.pos})"
+
+
+@dataclass
+class RawChunk:
+    """A slice of one source: parsed rows (``table``, with ``_pos``) and unparseable records (``bad``)."""
+
+    source: str
+    unit: str  # what ``_pos`` counts: "line", "row" or "record"
+    table: pa.Table
+    bad: list[BadRecord] = field(default_factory=list)
+    id_prefix: str = ""  # derived ids are f"{id_prefix}:{pos}"
+    nbytes: int = 0  # input bytes this chunk covers (progress)
+
+    @property
+    def records(self) -> int:
+        return self.table.num_rows + len(self.bad)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One concrete input: a file (with the name derived ids start with) or a uri."""
+
+    uri: str
+    kind: str  # txt | jsonl | csv | parquet | hf | builtin
+    id_prefix: str
+
+    def size(self) -> int | None:
+        if self.kind in ("hf", "builtin"):  # uri sources have no size
+            return None
+        try:
+            return os.path.getsize(self.uri)
+        except OSError:
+            return None
+
+
+def raw_text(raw: bytes) -> tuple[str, int]:
+    """The start of a bad record's raw bytes (kept in the quarantine) and its full length."""
+    return raw[:RAW_KEEP].decode("utf-8", errors="backslashreplace"), len(raw)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (pyarrow and datasets messages span several)."""
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
+
+
+def type_reason(name: str, got: str, expected: str = "a string") -> str:
+    """The one wording of a wrong-type problem, shared by the fast and the slow path."""
+    return f"field {name!r} is a {got}, expected {expected}"
+
+
+def plain_value(key: str, value: Any) -> Any:
+    """A source value as the record field ``key`` holds it (ids as strings, parents as a list)."""
+    if value is None:
+        return None
+    if key == "id":
+        return str(value)
+    if key == "parent":
+        return [value] if isinstance(value, str) else [str(v) for v in value]
+    return value
+
+
+def select_fields(table: pa.Table, wanted: dict[str, str]) -> pa.Table:
+    """Keep the wanted source fields, renamed to text/id/origin/parent (a missing field is all null)."""
+    cols, names = [], []
+    for key, name in wanted.items():
+        if name in table.column_names:
+            cols.append(table.column(name))
+        else:
+            cols.append(pa.nulls(table.num_rows, pa.large_string() if key == "text" else pa.string()))
+        names.append(key)
+    return pa.Table.from_arrays(cols, names=names)
+
+
+def rows_table(wanted: dict[str, str], rows: dict[str, list[Any]], pos: list[int]) -> pa.Table:
+    """A chunk table from per-field value lists and their positions."""
+    arrays = [pa.array(rows[k], FIELD_TYPES[k]) for k in wanted] + [pa.array(pos, pa.int64())]
+    return pa.Table.from_arrays(arrays, names=list(wanted) + [POS])
+
+
+def unreadable(path: str) -> str | None:
+    if not os.path.exists(path):
+        return "no such file"
+    if os.path.isdir(path):
+        return "is a directory"
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        return f"cannot read the file ({exc.strerror or one_line(exc)})"
+    return None
+
+
+def empty() -> pa.Table:
+    return pa.table({"text": pa.array([], pa.large_string()), POS: pa.array([], pa.int64())})
+
+
+def open_binary(path: str) -> Any:
+    """A binary stream, gunzipped when the name ends in .gz."""
+    return pa.input_stream(path, compression="detect" if path.lower().endswith(".gz") else None)
+
+
+def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes, list[tuple[int, int]]]]:
+    """Yield ``(first_line_number, block, too_large)`` with ``block`` ending at a line end.
+
+    A line longer than ``max_record_bytes`` is never held in memory: it is
+    skipped and reported in ``too_large`` as ``(line_number, length)``.
+    """
+    limit = opts.max_record_bytes
+    line_no = 1
+    carry = b""
+    with open_binary(path) as f:
+        while True:
+            data = f.read(opts.block_bytes)
+            if not data:
+                break
+            buf = carry + data
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                if len(buf) > limit:  # one huge line: skip to its end
+                    skipped, tail = _skip_line(f, len(buf), opts.block_bytes)
+                    yield line_no, b"", [(line_no, skipped)]
+                    line_no += 1
+                    carry = tail
+                    continue
+                carry = buf
+                continue
+            block, carry = buf[: cut + 1], buf[cut + 1:]
+            too_large = []
+            if len(block) > limit:
+                block, too_large = _drop_long_lines(block, line_no, limit)
+            yield line_no, block, too_large
+            line_no += block.count(b"\n") + len(too_large)
+        if carry:
+            if len(carry) > limit:
+                yield line_no, b"", [(line_no, len(carry))]
+            else:
+                yield line_no, carry + b"\n", []
+
+
+def _skip_line(f: Any, seen: int, block: int) -> tuple[int, bytes]:
+    """Read on to the end of the current line; return its length and what follows it."""
+    while True:
+        data = f.read(block)
+        if not data:
+            return seen, b""
+        cut = data.find(b"\n")
+        if cut >= 0:
+            return seen + cut, data[cut + 1:]
+        seen += len(data)
+
+
+def _drop_long_lines(block: bytes, first_line: int, limit: int) -> tuple[bytes, list[tuple[int, int]]]:
+    """Blank out lines over ``limit`` bytes (keeping the line count) and report them."""
+    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts
+    long_idx = np.flatnonzero(lengths > limit)
+    if not len(long_idx):
+        return block, []
+    pieces, prev = [], 0
+    for i in long_idx:
+        pieces.append(block[prev: starts[i]])
+        prev = ends[i]  # keep the newline
+    pieces.append(block[prev:])
+    return b"".join(pieces), [(first_line + int(i), int(lengths[i])) for i in long_idx]
+
+
+def line_numbers(block: bytes, first_line: int) -> np.ndarray:
+    """1-based line numbers of the non-blank lines of ``block`` (pyarrow skips blank lines)."""
+    arr = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts
+    # a line holding only "\r" is blank too
+    cr_only = (lengths == 1) & (arr[np.minimum(starts, len(arr) - 1)] == 13)
+    keep = (lengths > 0) & ~cr_only
+    return first_line + np.flatnonzero(keep)
+
+
+def too_large_records(source: Source, items: list[tuple[int, int]], opts: ReadOptions, unit: str = "line") -> list[BadRecord]:
+    return [
+        BadRecord(source.uri, ln, unit, f"record too large ({n} bytes > --max-record-bytes {opts.max_record_bytes})",
+                  "", n)
+        for ln, n in items
+    ]
