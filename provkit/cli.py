@@ -31,6 +31,8 @@ from provkit.filters.detector import (
     score_dataset,
     train_detector_on_dataset,
 )
+from provkit.lm.watermark import DEFAULT_MIN_TOKENS, WatermarkConfig, load_scorer, read_key
+from provkit.lm.watermark_data import build_tagger, detect_dataset
 from provkit.provenance import Dataset, IngestConfig, dataset_info, dataset_stats, export_dataset, lineage, verify
 from provkit.train import (
     ToyConfig,
@@ -120,6 +122,10 @@ def ingest_command(
     max_record_bytes: int = typer.Option(10 << 20, help="records larger than this are bad input (record too large)"),
     engine: str = typer.Option("local", "--engine", help="local | ray (read and check sources in parallel Ray tasks)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (ray start --head); default: a local Ray instance."),
+    watermark_model: Optional[str] = typer.Option(None, "--watermark-model", help="generator whose watermark tags records origin=model (evidence watermark)"),
+    watermark_key_file: Optional[Path] = typer.Option(None, "--watermark-key-file", help="file holding that generator's watermark key"),
+    watermark_key_env: Optional[str] = typer.Option(None, "--watermark-key-env", help="environment variable holding the key (instead of a file)"),
+    watermark_z: float = typer.Option(4.0, "--watermark-z", help="z at or above which a record is tagged watermarked"),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Turn text, JSONL, CSV, Parquet or Hugging Face data into a provenance-tagged Parquet dataset."""
@@ -127,7 +133,8 @@ def ingest_command(
                        parent_field=parent_field, generator_model=generator_model, generation=generation,
                        dataset=dataset, license=license, split=split, on_error=on_error,
                        max_record_bytes=max_record_bytes, parent_datasets=tuple(str(p) for p in parent_dataset))
-    job = get_ingest(engine, list(sources), out_dir, cfg, ray_address)
+    tagger = build_tagger(watermark_model, watermark_key_file, watermark_key_env, watermark_z)
+    job = get_ingest(engine, list(sources), out_dir, cfg, ray_address, annotator=tagger)
     total = job.total_bytes()
     with _ingest_progress(total) as bar:
         task = bar.add_task("ingest", total=total, records=0)
@@ -145,6 +152,12 @@ def ingest_command(
               f"({origins}), quarantined {summary.quarantined:,} in {summary.seconds:.1f}s")
     for reason, n in summary.by_reason.items():
         _say(f"  quarantined {n:,}: {reason}")
+    if "watermark" in summary.annotations:
+        wm = summary.annotations["watermark"]
+        _say(f"  watermark: tagged {wm['tagged']:,} of {wm['rows']:,} origin=model (z >= {wm['z_threshold']:g}), "
+             f"{wm['too_short']:,} too short to score")
+        for line in wm["warnings"]:
+            _say(f"warning: {line}", err)
     if summary.quarantined:
         _say(f"  see {summary.out}/quarantine/ for each bad record with its file, line and reason")
 
@@ -394,6 +407,39 @@ def detector_score(
     tagged = f"; tagged unknown: {summary.tagged_model} model, {summary.tagged_human} human" if tag else ""
     mean = f"mean P(model) {summary.mean_score:.3f}" if summary.rows else "empty input"
     _say(f"scored {summary.rows} records ({mean}){tagged} -> {out_path}")
+
+
+@detector_app.command("watermark")
+@friendly_errors
+def detector_watermark(
+    ds: Path = typer.Argument(..., help="provkit dataset to score"),
+    model: str = typer.Option(..., "--model", help="the generating model's directory (its tokenizer and config)"),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help="file holding the watermark key"),
+    key_env: Optional[str] = typer.Option(None, "--key-env", help="environment variable holding the key (instead of a file)"),
+    z: float = typer.Option(4.0, "--z", help="z at or above which a record counts as watermarked"),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="new dataset with the watermark_* columns"),
+    min_tokens: int = typer.Option(DEFAULT_MIN_TOKENS, "--min-tokens", help="fewer scored tokens: result 'too short'"),
+    seeding_scheme: str = typer.Option("lefthash", "--seeding-scheme", help="lefthash | selfhash (as generated)"),
+    greenlist_ratio: float = typer.Option(0.25, "--greenlist-ratio", help="green share of the vocabulary (as generated)"),
+    context_width: int = typer.Option(1, "--context-width", help="tokens seeding the green list (as generated)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
+) -> None:
+    """Score DS for a green-list watermark (transformers' WatermarkDetector): tokens, green fraction, z, p."""
+    key = read_key(key_file, key_env)
+    config = WatermarkConfig(seeding_scheme=seeding_scheme, greenlist_ratio=greenlist_ratio, context_width=context_width,
+                             key_file=str(key_file) if key_file is not None else None, key_env=key_env)
+    scorer = load_scorer(model, config, key=key, min_tokens=min_tokens)
+    bar, advance = _count_progress("watermark", Dataset.open(ds).num_rows())
+    with bar:
+        summary = detect_dataset(scorer, ds, out_path, z_threshold=z, progress=advance)
+    for line in summary.warnings:
+        _say(f"warning: {line}", err)
+    if as_json:
+        print_json(summary.to_json())
+        return
+    mean = f", mean z {summary.mean_z:.2f}" if summary.mean_z is not None else ""
+    _say(f"scored {summary.scored:,} of {summary.rows:,} records ({summary.too_short:,} too short){mean}: "
+         f"{summary.above:,} at z >= {z:g} (key id {summary.key_id})" + (f" -> {out_path}" if out_path else ""))
 
 
 # ---------------------------------------------------------------- experiment commands

@@ -48,15 +48,21 @@ def get_engine(name: str = "local", address: str | None = None, **options: Any) 
     return cls(address=address, **options) if address or cls is RayEngine else cls(**options)
 
 
-def get_ingest(name: str, sources: list[str], out: Any, config: IngestConfig, address: str | None = None) -> Any:
-    """An ingest job (``run(progress) -> IngestSummary``) on engine ``name`` (``prov ingest --engine``)."""
+def get_ingest(name: str, sources: list[str], out: Any, config: IngestConfig, address: str | None = None,
+               annotator: Any = None) -> Any:
+    """An ingest job (``run(progress) -> IngestSummary``) on engine ``name`` (``prov ingest --engine``).
+
+    ``annotator`` (a :class:`provkit.provenance.annotate.RecordAnnotator`) runs in this process on the checked records.
+    """
     cls = _lookup(INGESTS, name, address)
     if cls is Ingest:
-        return cls(sources, out, config)
+        return cls(sources, out, config, annotator)
     try:
-        return cls(sources, out, config, address=address)
+        job = cls(sources, out, config, address=address)
     except ImportError as exc:
         raise ConfigError(f"--engine {name}: not available ({exc}); install provkit[ray]") from None
+    job.annotator = annotator
+    return job
 
 
 def run_filter(source: str | Path, out: str | Path, config: PipelineConfig, *, engine: str | Engine = "local",

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from provkit.errors import ConfigError, InputError
+from provkit.provenance.annotate import RecordAnnotator
 from provkit.provenance.manifest import MANIFEST, Activity
 from provkit.provenance.reader import Dataset
 from provkit.provenance.readers import (
@@ -136,6 +137,7 @@ class IngestSummary:
     by_origin: dict[str, int] = field(default_factory=dict)
     bytes_read: int = 0
     seconds: float = 0.0
+    annotations: dict[str, Any] = field(default_factory=dict)  # what each annotator did (e.g. watermark tags)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -304,7 +306,8 @@ class _Checked:
 class Ingest:
     """One ingest run into ``out`` (created, or appended to when it holds a dataset)."""
 
-    def __init__(self, sources: list[str], out: str | Path, cfg: IngestConfig):
+    def __init__(self, sources: list[str], out: str | Path, cfg: IngestConfig,
+                 annotator: RecordAnnotator | None = None):
         cfg.check()
         self.cfg = cfg
         self.specs = list(sources)
@@ -316,6 +319,7 @@ class Ingest:
         self.summary = IngestSummary(str(self.out), self.activity.id, self.mode, self.specs)
         self.reasons: Counter[str] = Counter()
         self.origins: Counter[str] = Counter()
+        self.annotator = annotator  # may re-tag origins of the checked records (see provenance.annotate)
 
     def total_bytes(self) -> int | None:
         sizes = [s.size() for s in self.sources]
@@ -324,6 +328,8 @@ class Ingest:
     def run(self, progress: Callable[[int, int], None] | None = None) -> IngestSummary:
         """Read every source, write the dataset, commit; ``progress(records, bytes)`` after each chunk."""
         start = time.perf_counter()
+        if self.annotator is not None:
+            self.activity.params[self.annotator.name] = self.annotator.params()
         writer = DatasetWriter(self.out, self.activity, parents=self.cfg.parent_datasets,
                                mode="append" if self.mode == "appended" else "create")
         with writer:
@@ -331,6 +337,8 @@ class Ingest:
                 self._remember_existing_ids(writer.existing)
             for chunk, checked in self.checked_chunks():
                 tagged = self.finish(chunk, checked)
+                if self.annotator is not None and tagged.batch is not None and tagged.batch.num_rows:
+                    tagged = _Tagged(self.annotator.annotate(tagged.batch), tagged.bad)
                 self._account(chunk, tagged)
                 if tagged.batch is not None and tagged.batch.num_rows:
                     writer.write(tagged.batch)
@@ -339,6 +347,8 @@ class Ingest:
                 if progress:
                     progress(chunk.records, chunk.nbytes)
             self.summary.seconds = round(time.perf_counter() - start, 3)
+            if self.annotator is not None:
+                self.summary.annotations[self.annotator.name] = self.annotator.summary()
             writer.add_file("ingest-summary.json", json.dumps(self._summary_json(), indent=2) + "\n")
         self.summary.seconds = round(time.perf_counter() - start, 3)
         return self.summary

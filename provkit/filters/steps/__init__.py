@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from provkit.filters.step import Step
-from provkit.filters.steps import detector, exact_dedup, minhash_dedup, mix, quality, tail
+from provkit.filters.steps import detector, exact_dedup, minhash_dedup, mix, quality, tail, watermark
 from provkit.filters.steps.detector import DetectorStep, DetectorStepConfig, DetectorWeightStep
 from provkit.filters.steps.exact_dedup import ExactDedupConfig, ExactDedupStep
 from provkit.filters.steps.minhash_dedup import MinhashDedupConfig, MinhashDedupStep
@@ -29,6 +29,7 @@ STEPS: dict[str, ModuleType] = {
     "detector": detector,
     "tail": tail,
     "mix": mix,
+    "watermark": watermark,
 }
 """Step kind (the ``kind`` of a ``[[steps]]`` table) -> its module."""
 
