@@ -468,15 +468,20 @@ def experiment_report(run: Path = typer.Argument(..., help="run directory"), as_
 @experiment_app.command("compare")
 @friendly_errors
 def experiment_compare(runs: List[Path] = typer.Argument(..., help="run directories"), as_json: bool = typer.Option(False, "--json")) -> None:
-    """Put runs side by side: test perplexity at generation 0 and at the last generation per condition."""
+    """Put runs side by side per condition: seeds, test perplexity, the endpoint C and collapse slowed, with 95 % intervals."""
     rows = compare_runs(runs)
     if as_json:
         print_json(rows)
         return
-    table = Table("run", "condition", "gens", "ppl gen 0", "ppl last", "ratio", "tail recall", "distinct-2")
+    def iv(m: float, lo: float, hi: float, d: int = 3) -> str:
+        return "–" if m != m else f"{m:.{d}f}" if lo != lo else f"{m:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
+
+    table = Table("run", "condition", "seeds", "gens", "ppl gen 0", "ppl last [95% CI]", "C [95% CI]",
+                  "collapse slowed [95% CI]")
     for r in rows:
-        table.add_row(r["run"], r["condition"], str(r["generations"]), f"{r['ppl_gen0']:.1f}", f"{r['ppl_last']:.1f}",
-                      f"{r['ppl_ratio']:.3f}", f"{r['tail_recall_last']:.3f}", f"{r['distinct_2_last']:.3f}")
+        table.add_row(r["run"], r["condition"], str(r["seeds"]), str(r["generations"]), f"{r['ppl_gen0']:.1f}",
+                      iv(r["ppl_last"], r["ppl_last_ci_low"], r["ppl_last_ci_high"], 1), iv(r["C"], r["C_ci_low"], r["C_ci_high"]),
+                      "(reference)" if r["condition"] == "replace" else iv(r["slowed"], r["slowed_ci_low"], r["slowed_ci_high"], 2))
     out.print(table)
 
 
