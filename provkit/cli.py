@@ -35,9 +35,14 @@ from provkit.provenance import Dataset, IngestConfig, dataset_info, dataset_stat
 from provkit.train import (
     ToyConfig,
     compare_runs,
+    default_workers,
+    gap_text,
+    load_crawl_config,
     load_experiment_config,
+    run_crawl,
     run_experiment,
     run_toy,
+    write_crawl_report,
     write_report,
     write_toy,
 )
@@ -452,6 +457,35 @@ def experiment_run(
         _say(out_line)
     _say(f"{summary.units_done} units run, {summary.units_resumed} resumed, {summary.seconds:.0f} s; "
          f"metrics in {run_dir}/metrics.parquet" + (f", report {paths[1]}" if paths else ""))
+
+
+@experiment_app.command("crawl")
+@friendly_errors
+def experiment_crawl(
+    run_dir: Path = typer.Option(..., "--out", help="run directory (rerun the same command to resume)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="crawl-scenario TOML (any CrawlConfig key)"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated seeds, e.g. 0,1,2,3,4"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="parallel worker processes (default: the cores)"),
+    model: Optional[str] = typer.Option(None, "--model", help="model directory or hub name (default: the tiny OPT)"),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="builtin:python-docs, wikitext-2-raw-v1, or a local copy"),
+    kept_tags: Optional[float] = typer.Option(None, "--kept-tags", help="share t of crawl records keeping their tag"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The provenance-lost scenario: each generation a crawl with hidden model text; what each arm recovers."""
+    seed_list = [int(s) for s in seeds.split(",")] if seeds else None
+    cfg = load_crawl_config(config, seeds=seed_list, model=model, corpus=corpus, kept_tags=kept_tags)
+    progress, reporter = _experiment_progress()
+    with progress:
+        advance = reporter("experiment units", 1 + len(cfg.seeds) * (1 + len(cfg.arms) * cfg.generations))
+        summary = run_crawl(cfg, run_dir, workers=workers or default_workers(), on_unit=lambda u: advance(1))
+    md, _ = write_crawl_report(run_dir)
+    stats = json.loads((run_dir / "statistics.json").read_text())
+    if as_json:
+        print_json({"out": str(run_dir), "seconds": round(summary.seconds, 1), "report": str(md), **stats})
+        return
+    for r in stats["headline"]:
+        _say(f"{r['arm']:>20}: C {r['C_mean']:+.4f}  gap recovered {gap_text(r)}  model share {r['model_share']:.2f}")
+    _say(f"{summary.units} units, {summary.seconds:.0f} s; report {md}")
 
 
 @experiment_app.command("report")

@@ -58,7 +58,6 @@ def test_pipeline_resample_random_drop_origin(tmp_path):
                                     {"kind": "resample", "size": 50, "max_copies": 3, "seed": 4}]})
     run_filter(src, tmp_path / "out", cfg)
     kept = Dataset.open(tmp_path / "out").read()
-    rej = Dataset.open(tmp_path / "out", part="rejects").read() if False else None
     assert set(kept.column("origin").to_pylist()) <= {"human", "unknown"}
     assert sum(kept.column("resample_copies").to_pylist()) == 50
     assert max(kept.column("resample_copies").to_pylist()) <= 3

@@ -537,6 +537,7 @@ class CrawlRun:
             if on_unit:
                 on_unit(unit)
 
+        _quiet_hf()
         old = torch.get_num_threads()
         torch.set_num_threads(max(1, self.cfg.threads))
         try:
@@ -580,7 +581,14 @@ class CrawlSummary:
 _WORKER: dict[str, CrawlRun] = {}
 
 
+def _quiet_hf() -> None:
+    from transformers.utils import logging as hf_logging  # lazy: transformers' own bars would interleave with ours
+
+    hf_logging.disable_progress_bar()
+
+
 def _worker_init(cfg_json: dict[str, Any], out: str) -> None:
+    _quiet_hf()
     _WORKER["run"] = CrawlRun(config_from_json(cfg_json), out)
 
 
