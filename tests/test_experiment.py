@@ -19,7 +19,8 @@ import pytest
 
 from provkit.errors import ConfigError
 from provkit.provenance import Activity, Dataset, DatasetWriter, iter_builtin, make_batch, verify
-from provkit.filters import parse_pipeline, run_filter
+from provkit.engines import run_filter
+from provkit.filters import parse_pipeline
 from provkit.train import load_experiment_config, run_experiment, write_report
 from provkit.train.loop import unit_seed
 

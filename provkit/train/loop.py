@@ -45,12 +45,29 @@ import torch
 from provkit.core.atomic import write_bytes_atomic, write_json_atomic
 from provkit.core.hashing import seeded_uniform
 from provkit.core.progress import Progress, quiet_progress
+from provkit.engines import run_filter
 from provkit.errors import ConfigError
+from provkit.filters import load_pipeline
+from provkit.filters.detector import load_detector
 from provkit.filters.mix import MixConfig, policy_selection
-from provkit.provenance import Activity, Dataset, DatasetWriter, Evidence, Generator, Origin, make_batch
+from provkit.lm import (
+    build_tiny_opt,
+    clone_model,
+    corpus_perplexity,
+    encode_texts,
+    generate_continuations,
+    load_model,
+    load_tokenizer,
+    make_blocks,
+    save_model,
+    save_tokenizer,
+    sequence_nll,
+    sequence_perplexities,
+    train_bpe_tokenizer,
+    train_lm,
+)
+from provkit.provenance import Activity, Dataset, DatasetWriter, Evidence, Generator, Origin, iter_builtin, make_batch
 from provkit.train.config import Condition, ExperimentConfig
-from provkit.train.corpus import encode_texts, make_blocks
-from provkit.train.generate import generate_continuations
 from provkit.train.metrics import (
     embedding_diversity,
     local_sentence_encoder,
@@ -59,17 +76,6 @@ from provkit.train.metrics import (
     tail_tokens,
     text_metrics,
 )
-from provkit.train.models import (
-    build_tiny_opt,
-    clone_model,
-    corpus_perplexity,
-    load_model,
-    save_model,
-    sequence_nll,
-    sequence_perplexities,
-    train_lm,
-)
-from provkit.train.tokenizer import load_tokenizer, save_tokenizer, train_bpe_tokenizer
 from provkit.train.workers import default_workers, run_graph
 
 DONE = "metrics.json"
@@ -108,8 +114,6 @@ class UnitKey(NamedTuple):
 def load_corpus(spec: str) -> Corpus:
     """The human text of ``builtin:NAME``, wikitext-2 (train / validation / test) or a local path."""
     if spec.startswith("builtin:"):
-        from provkit.provenance import iter_builtin
-
         try:
             docs = list(iter_builtin(spec.split(":", 1)[1]))
         except ValueError as exc:
@@ -120,7 +124,7 @@ def load_corpus(spec: str) -> Corpus:
         return _load_local_corpus(path)
     if spec.startswith("wikitext"):
         try:
-            import datasets
+            import datasets  # lazy: importing datasets costs seconds; only hub / on-disk corpora need it
 
             ds = datasets.load_dataset("wikitext", spec)
         except Exception as exc:  # offline: ConnectionError, DatasetNotFoundError, ...
@@ -145,7 +149,7 @@ def _load_local_corpus(path: Path) -> Corpus:
         table = Dataset.open(path).read(columns=["id", "text"])
         return Corpus(table.column("text").to_pylist(), table.column("id").to_pylist(), None, None)
     try:
-        import datasets
+        import datasets  # lazy: importing datasets costs seconds; only hub / on-disk corpora need it
 
         if (path / "dataset_dict.json").exists():
             ds = datasets.load_from_disk(str(path))
@@ -475,8 +479,6 @@ class ExperimentRun:
             row["embedding_diversity"] = embedding_diversity(texts, self._encoder or None, self.cfg.embedding_samples, unit_seed_)
         row["detector_score"] = float("nan")
         if self.cfg.detector:
-            from provkit.filters.detector import load_detector
-
             if not hasattr(self, "_detector"):
                 self._detector = load_detector(self.cfg.detector)
             row["detector_score"] = float(np.mean(self._detector.predict_proba(list(texts))))
@@ -566,8 +568,6 @@ class ExperimentRun:
             w.write(mix)
         if cond.pipeline is None:
             return unit / "mix"
-        from provkit.filters import load_pipeline, run_filter
-
         run_filter(unit / "mix", unit / "curated", load_pipeline(cond.pipeline))
         return unit / "curated"
 

@@ -24,7 +24,7 @@ LABELS = {
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # lazy: pyplot costs ~1 s to import and must be set to Agg before it loads
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
