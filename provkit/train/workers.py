@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any, Callable, Hashable, Mapping, Sequence, TypeVar
 
+import torch
+
 K = TypeVar("K", bound=Hashable)
 
 
@@ -38,8 +40,6 @@ def _watch_parent(parent: int) -> None:
 
 
 def _worker_start(parent: int, threads: int, init: Callable[..., None] | None, args: tuple) -> None:
-    import torch
-
     torch.set_num_threads(max(1, threads))
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     if init is not None:
