@@ -308,7 +308,8 @@ class CrawlRun:
         if (self.setup_dir / DONE).exists():
             self.resumed += 1
             return
-        texts, ids, test_texts = load_corpus(cfg.corpus)
+        corpus = load_corpus(cfg.corpus)
+        texts, ids, test_texts = corpus.texts, corpus.ids, corpus.test
         if cfg.model == "tiny":
             tok, base = train_bpe_tokenizer(texts, cfg.vocab_size), None
         else:
