@@ -21,7 +21,7 @@ from rich.table import Table
 from provkit.core import progress as core_progress
 from provkit.core.progress import Advance
 from provkit.engines import get_engine, get_ingest
-from provkit.errors import ProvkitError
+from provkit.errors import ConfigError, ProvkitError
 from provkit.filters import FilterFlags, resolve_pipeline, run_pipeline
 from provkit.filters.detector import (
     DetectorConfig,
@@ -37,9 +37,14 @@ from provkit.provenance import Dataset, IngestConfig, dataset_info, dataset_stat
 from provkit.train import (
     ToyConfig,
     compare_runs,
+    default_workers,
+    gap_text,
+    load_crawl_config,
     load_experiment_config,
+    run_crawl,
     run_experiment,
     run_toy,
+    write_crawl_report,
     write_report,
     write_toy,
 )
@@ -472,32 +477,85 @@ def experiment_run(
     model: Optional[str] = typer.Option(None, "--model", help="model directory or hub name (overrides the preset)"),
     corpus: Optional[str] = typer.Option(None, "--corpus", help="builtin:python-docs, wikitext-2-raw-v1, or a local copy"),
     generations: Optional[int] = typer.Option(None, "--generations"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="N (seeds 0..N-1) or a list like 0,3,7"),
+    decoding: Optional[str] = typer.Option(None, "--decoding", help="beam (5 beams, repetition penalty 3.0) or sample (temperature 1)"),
+    prompts: Optional[str] = typer.Option(None, "--prompts", help="human (default: every generation continues the human blocks) or chained"),
+    start_from: Optional[str] = typer.Option(None, "--start-from", help="base (default) or gen0: the model each generation fine-tunes"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="parallel worker processes for independent units (default: the cores)"),
     detector: Optional[str] = typer.Option(None, "--detector", help="a trained detector directory: score each generation"),
     no_report: bool = typer.Option(False, "--no-report", help="skip writing report.md / report.html"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train generation after generation on the previous generation's text, under each condition."""
-    cfg = load_experiment_config(config, preset, model=model, corpus=corpus, generations=generations, detector=detector)
+    cfg = load_experiment_config(config, preset, model=model, corpus=corpus, generations=generations, detector=detector,
+                                 seeds=_parse_seeds(seeds), decoding=decoding, prompts=prompts, start_from=start_from)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers: must be >= 1, got {workers}")
     progress, reporter = _experiment_progress()
     with progress:
-        summary = run_experiment(cfg, run_dir, reporter)
+        summary = run_experiment(cfg, run_dir, reporter, workers=workers)
     paths = [] if no_report else [str(p) for p in write_report(run_dir)]
-    last = {}
-    for row in summary.metrics:
-        if row["generation"] >= last.get(row["condition"], {}).get("generation", -1) and row["seed"] == cfg.seeds[0]:
-            last[row["condition"]] = row
-    result = {"out": str(run_dir), "seconds": round(summary.seconds, 1), "units_run": summary.units_done,
-              "units_resumed": summary.units_resumed, "report": paths,
-              "last_generation": {c: {"generation": r["generation"], "test_ppl": r["test_ppl"]} for c, r in last.items()}}
+    rows = compare_runs([run_dir])
+    result = {"out": str(run_dir), "seconds": round(summary.seconds, 1), "workers": summary.workers,
+              "units_run": summary.units_done, "units_resumed": summary.units_resumed, "report": paths, "conditions": rows}
     if as_json:
         print_json(result)
         return
-    for cond, r in result["last_generation"].items():
-        gen0 = next(m["test_ppl"] for m in summary.metrics if m["condition"] == cond and m["generation"] == 0)
-        out_line = f"{cond:>16}: test ppl {gen0:8.1f} (gen 0) -> {r['test_ppl']:8.1f} (gen {r['generation']})"
-        _say(out_line)
-    _say(f"{summary.units_done} units run, {summary.units_resumed} resumed, {summary.seconds:.0f} s; "
+    for r in rows:
+        slowed = "" if r["condition"] == "replace" else (
+            f"; collapse slowed {_iv(r['slowed'], r['slowed_ci_low'], r['slowed_ci_high'], 2)}")
+        _say(f"{r['condition']:>16}: test ppl {r['ppl_gen0']:7.1f} (gen 0) -> {r['ppl_last']:7.1f} (gen {r['generations']}, "
+             f"mean of {r['seeds']} seeds); C {_iv(r['C'], r['C_ci_low'], r['C_ci_high'])}{slowed}")
+    _say(f"{summary.units_done} units run, {summary.units_resumed} resumed, {summary.workers} workers, {summary.seconds:.0f} s; "
          f"metrics in {run_dir}/metrics.parquet" + (f", report {paths[1]}" if paths else ""))
+
+
+def _iv(m: float, lo: float, hi: float, d: int = 3) -> str:
+    """``mean [low, high]`` (the mean alone when there is no interval)."""
+    return "–" if m != m else f"{m:.{d}f}" if lo != lo else f"{m:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
+
+
+def _parse_seeds(value: Optional[str]) -> Optional[list[int]]:
+    if value is None:
+        return None
+    try:
+        if "," in value:
+            return [int(v) for v in value.split(",") if v.strip()]
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"--seeds: expected N or a comma-separated list of integers, got {value!r}") from None
+    if n < 1:
+        raise ConfigError(f"--seeds: must be >= 1, got {n}")
+    return list(range(n))
+
+
+@experiment_app.command("crawl")
+@friendly_errors
+def experiment_crawl(
+    run_dir: Path = typer.Option(..., "--out", help="run directory (rerun the same command to resume)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="crawl-scenario TOML (any CrawlConfig key)"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="N (seeds 0..N-1) or a comma-separated list"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="parallel worker processes (default: the cores)"),
+    model: Optional[str] = typer.Option(None, "--model", help="model directory or hub name (default: the tiny OPT)"),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="builtin:python-docs, wikitext-2-raw-v1, or a local copy"),
+    kept_tags: Optional[float] = typer.Option(None, "--kept-tags", help="share t of crawl records keeping their tag"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The provenance-lost scenario: each generation a crawl with hidden model text; what each arm recovers."""
+    seed_list = _parse_seeds(seeds)
+    cfg = load_crawl_config(config, seeds=seed_list, model=model, corpus=corpus, kept_tags=kept_tags)
+    progress, reporter = _experiment_progress()
+    with progress:
+        advance = reporter("experiment units", 1 + len(cfg.seeds) * (1 + len(cfg.arms) * cfg.generations))
+        summary = run_crawl(cfg, run_dir, workers=workers or default_workers(), on_unit=lambda u: advance(1))
+    md, _ = write_crawl_report(run_dir)
+    stats = json.loads((run_dir / "statistics.json").read_text())
+    if as_json:
+        print_json({"out": str(run_dir), "seconds": round(summary.seconds, 1), "report": str(md), **stats})
+        return
+    for r in stats["headline"]:
+        _say(f"{r['arm']:>20}: C {r['C_mean']:+.4f}  gap recovered {gap_text(r)}  model share {r['model_share']:.2f}")
+    _say(f"{summary.units} units, {summary.seconds:.0f} s; report {md}")
 
 
 @experiment_app.command("report")
@@ -514,15 +572,17 @@ def experiment_report(run: Path = typer.Argument(..., help="run directory"), as_
 @experiment_app.command("compare")
 @friendly_errors
 def experiment_compare(runs: List[Path] = typer.Argument(..., help="run directories"), as_json: bool = typer.Option(False, "--json")) -> None:
-    """Put runs side by side: test perplexity at generation 0 and at the last generation per condition."""
+    """Put runs side by side per condition: seeds, test perplexity, the endpoint C and collapse slowed, with 95 % intervals."""
     rows = compare_runs(runs)
     if as_json:
         print_json(rows)
         return
-    table = Table("run", "condition", "gens", "ppl gen 0", "ppl last", "ratio", "tail recall", "distinct-2")
+    table = Table("run", "condition", "seeds", "gens", "ppl gen 0", "ppl last [95% CI]", "C [95% CI]",
+                  "collapse slowed [95% CI]")
     for r in rows:
-        table.add_row(r["run"], r["condition"], str(r["generations"]), f"{r['ppl_gen0']:.1f}", f"{r['ppl_last']:.1f}",
-                      f"{r['ppl_ratio']:.3f}", f"{r['tail_recall_last']:.3f}", f"{r['distinct_2_last']:.3f}")
+        table.add_row(r["run"], r["condition"], str(r["seeds"]), str(r["generations"]), f"{r['ppl_gen0']:.1f}",
+                      _iv(r["ppl_last"], r["ppl_last_ci_low"], r["ppl_last_ci_high"], 1), _iv(r["C"], r["C_ci_low"], r["C_ci_high"]),
+                      "(reference)" if r["condition"] == "replace" else _iv(r["slowed"], r["slowed_ci_low"], r["slowed_ci_high"], 2))
     out.print(table)
 
 

@@ -1,4 +1,5 @@
-"""The collapse experiment on a cut-down tiny config: outputs, lineage, determinism, resume after kill -9, bad configs."""
+"""The collapse experiment on a cut-down tiny config: outputs, lineage, protocol options, budgets, determinism,
+resume after kill -9 with 2 workers, bad configs."""
 
 from __future__ import annotations
 
@@ -12,35 +13,44 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from provkit.errors import ConfigError
 from provkit.provenance import Activity, Dataset, DatasetWriter, iter_builtin, make_batch, verify
+from provkit.engines import run_filter
+from provkit.filters import parse_pipeline
 from provkit.train import load_experiment_config, run_experiment, write_report
+from provkit.train.loop import unit_seed
 
 TIMING = {"train_seconds", "generate_seconds"}
 
 
-def _config_text(corpus: Path) -> str:
+def _config_text(corpus: Path, extra: str = "") -> str:
     return f"""
 corpus = "{corpus}"
+block_size = 32
 train_blocks = 24
+val_blocks = 16
 test_blocks = 24
-pretrain_blocks = 32
+pretrain_blocks = 48
+pretrain_epochs = 1
 vocab_size = 400
 generations = 2
-conditions = ["replace", "keep-human=0.25", "accumulate", "curated"]
-generate_batch_size = 16
+seeds = [0, 1]
+conditions = ["replace", "keep-human=0.25", "accumulate", "accumulate-fixed", "curated"]
+generate_batch_size = 24
 self_bleu_samples = 8
 threads = 1
+{extra}
 [tiny_model]
 layers = 1
 hidden = 32
 heads = 2
 ffn = 64
 [decoding]
-max_new_tokens = 24
+max_new_tokens = 32
 num_beams = 2
 [train]
 batch_size = 8
@@ -57,7 +67,7 @@ def setup(tmp_path_factory):
     cfg_path = root / "exp.toml"
     cfg_path.write_text(_config_text(corpus))
     run = root / "run-a"
-    run_experiment(load_experiment_config(cfg_path), run)
+    run_experiment(load_experiment_config(cfg_path), run, workers=1)
     return root, cfg_path, run
 
 
@@ -73,20 +83,71 @@ def _metrics(run: Path) -> list[dict]:
 def test_run_writes_datasets_metrics_and_report(setup):
     root, _, run = setup
     rows = _metrics(run)
-    assert len(rows) == 4 * 3  # 4 conditions x generations 0..2
-    assert {r["condition"] for r in rows} == {"replace", "keep-human=0.25", "accumulate", "curated"}
-    assert all(r["test_ppl"] > 1 for r in rows)
+    assert len(rows) == 2 * 5 * 3  # 2 seeds x 5 conditions x generations 0..2
+    assert {r["condition"] for r in rows} == {"replace", "keep-human=0.25", "accumulate", "accumulate-fixed", "curated"}
+    assert all(r["test_ppl"] > 1 and r["train_steps"] > 0 and r["train_tokens"] > 0 for r in rows)
     keep = [r for r in rows if r["condition"] == "keep-human=0.25" and r["generation"] == 1][0]
-    assert keep["human_share"] == pytest.approx(0.25)
+    assert keep["human_share"] == pytest.approx(6 / 24) and keep["train_rows"] == 24  # fixed size, a quarter human
     acc = [r for r in rows if r["condition"] == "accumulate" and r["generation"] == 2][0]
     assert acc["train_rows"] == 3 * 24
-    for ds in (run / "seed0/gen00/generated", run / "seed0/replace/gen01/generated", run / "seed0/curated/gen02/curated"):
+    assert all(1 <= r["best_epoch"] <= r["train_epochs"] and r["val_ppl"] > 1 for r in rows)
+    for ds in (run / "seed0/gen00/generated", run / "seed0/replace/gen01/generated", run / "seed0/curated/gen02/curated",
+               run / "setup/human-val"):
         assert verify(ds) == []
     curated = Dataset.open(run / "seed0/curated/gen02/curated").read()
     for column in ("exact_cluster", "near_dup_cluster", "quality_words", "tail_weight", "sample_weight"):
         assert column in curated.column_names  # exact_dedup, minhash_dedup, quality and tail all ran
     md, html = write_report(run)
-    assert "test perplexity" in md.read_text() and "data:image/png;base64," in html.read_text()
+    assert "Answer" in md.read_text() and "data:image/png;base64," in html.read_text()
+
+
+def test_prompts_human_every_prompt_is_a_human_block(setup):
+    _, _, run = setup
+    human = set(Dataset.open(run / "setup/human").read(columns=["id"]).column("id").to_pylist())
+    generated = sorted(run.glob("seed*/**/generated"))
+    assert len(generated) == 2 * (1 + 5)  # per seed: gen 0 + each condition's gen 1 (gen 2 is the last)
+    for ds in generated:
+        table = Dataset.open(ds).read()
+        prompts = [g["prompt_id"] for g in table.column("generator").to_pylist()]
+        assert set(prompts) == human and len(prompts) == len(human), ds
+        assert [p[0] for p in table.column("parent_ids").to_pylist()] == prompts
+
+
+def test_accumulate_fixed_trains_on_replaces_budget(setup):
+    _, _, run = setup
+    rows = {(r["seed"], r["condition"], r["generation"]): r for r in _metrics(run)}
+    for seed in (0, 1):
+        for n in (1, 2):
+            rep, fix, acc = (rows[(seed, c, n)] for c in ("replace", "accumulate-fixed", "accumulate"))
+            assert fix["train_rows"] == rep["train_rows"] == 24
+            assert fix["train_steps"] == rep["train_steps"] and fix["train_epochs"] == rep["train_epochs"]
+            assert abs(fix["train_tokens"] - rep["train_tokens"]) <= 0.05 * rep["train_tokens"]
+            assert acc["train_steps"] > rep["train_steps"]  # accumulate: more data and more steps
+    mix = Dataset.open(run / "seed0/accumulate-fixed/gen02/mix").read()
+    gens = {g["generation"] if g else "human" for g in mix.column("generator").to_pylist()}
+    assert len(gens) >= 2  # drawn from the whole pool, not only the newest generation
+
+
+def test_common_random_numbers_across_conditions(setup):
+    _, _, run = setup
+    seeds = {Dataset.open(run / f"seed0/{c}/gen01/generated").read().column("generator")[0].as_py()["seed"]
+             for c in ("replace", "keep-human-0.25", "accumulate", "accumulate-fixed", "curated")}
+    assert len(seeds) == 1  # same (seed, generation) -> same random numbers, whatever the condition
+
+
+def test_experiment_keep_human_is_prov_filter_mix_keep_human(setup, tmp_path):
+    """One keep-human: the experiment's mix equals `prov filter --mix keep-human=F` with the unit's seed."""
+    _, _, run = setup
+    pool = [run / "setup/human", run / "seed0/gen00/generated", run / "seed0/keep-human-0.25/gen01/generated"]
+    table = pa.concat_tables([Dataset.open(p).read() for p in pool], promote_options="default")
+    with DatasetWriter(tmp_path / "pool", Activity("pool")) as w:
+        w.write(table)
+    cfg = parse_pipeline({"steps": [{"kind": "mix", "policy": "keep-human", "human_fraction": 0.25,
+                                     "seed": unit_seed(0, 2)}]}, "t")
+    run_filter(tmp_path / "pool", tmp_path / "kept", cfg)
+    want = sorted(Dataset.open(tmp_path / "kept").read(columns=["id"]).column("id").to_pylist())
+    got = sorted(Dataset.open(run / "seed0/keep-human-0.25/gen02/mix").read(columns=["id"]).column("id").to_pylist())
+    assert got == want and len(got) == 24
 
 
 def test_generated_records_lead_back_to_human_blocks(setup):
@@ -95,15 +156,11 @@ def test_generated_records_lead_back_to_human_blocks(setup):
     rec = g2.read().to_pylist()[0]
     assert rec["origin"] == "model" and rec["generator"]["generation"] == 1
     assert rec["generator"]["prompt_id"] == rec["parent_ids"][0]
-    # follow parent_ids through the manifest's parent datasets
-    ds, rid, hops = g2, rec["id"], 0
-    while True:
-        row = [r for r in ds.read().to_pylist() if r["id"] == rid][0]
-        if row["origin"] == "human":
-            break
-        parent_ds = Dataset.open(ds.parents[0])
-        ds, rid, hops = parent_ds, row["parent_ids"][0], hops + 1
-    assert hops == 2 and rid.startswith("human-")
+    parent = Dataset.open(g2.parents[0])  # the prompts: the human training blocks
+    row = [r for r in parent.read().to_pylist() if r["id"] == rec["parent_ids"][0]][0]
+    assert row["origin"] == "human" and row["id"].startswith("human-")
+    # the data the writing model trained on is a parent dataset too
+    assert any(Path(p).resolve() == (run / "seed0/replace/gen01/mix").resolve() for p in g2.parents)
 
 
 def test_prov_lineage_cli_walks_a_generated_record_back_to_its_human_block(setup):
@@ -118,39 +175,38 @@ def test_prov_lineage_cli_walks_a_generated_record_back_to_its_human_block(setup
     res = CliRunner().invoke(app, ["lineage", str(gen2), rid, "--json"])
     assert res.exit_code == 0, res.output
     nodes = [n for n in json.loads(res.output) if n["found"]]
-    assert [n["depth"] for n in nodes] == [0, 1, 2]
-    assert [n["origin"] for n in nodes] == ["model", "model", "human"]
-    assert [n["generator"]["generation"] for n in nodes[:2]] == [1, 0]
-    assert Path(nodes[1]["dataset_path"]).resolve() == (run / "seed0/gen00/generated").resolve()
-    assert Path(nodes[2]["dataset_path"]).resolve() == (run / "setup/human").resolve()
-    human = Dataset.open(run / "setup/human").read().to_pylist()
-    assert nodes[2]["id"] in {r["id"] for r in human}
-    # the human block is the prompt of the gen-0 record, which is the prompt of ours
-    assert nodes[0]["parent_ids"] == [nodes[1]["id"]] and nodes[1]["parent_ids"] == [nodes[2]["id"]]
+    assert [n["depth"] for n in nodes[:2]] == [0, 1]
+    assert [n["origin"] for n in nodes[:2]] == ["model", "human"]
+    assert nodes[0]["generator"]["generation"] == 1
+    assert Path(nodes[1]["dataset_path"]).resolve() == (run / "setup/human").resolve()
+    assert nodes[0]["parent_ids"] == [nodes[1]["id"]]
 
 
-def test_same_seed_same_metrics(setup):
+def test_same_seed_same_metrics_with_two_workers(setup):
     root, cfg_path, run = setup
     again = root / "run-b"
-    run_experiment(load_experiment_config(cfg_path), again)
+    summary = run_experiment(load_experiment_config(cfg_path), again, workers=2)
+    assert summary.workers == 2
     assert _metrics(again) == _metrics(run)
 
 
-def test_kill_9_then_rerun_resumes_to_identical_metrics(setup):
+def test_kill_9_with_two_workers_then_rerun_resumes_to_identical_metrics(setup):
     root, cfg_path, run = setup
     out = root / "run-killed"
-    cmd = [sys.executable, "-m", "provkit.cli", "experiment", "run", "--config", str(cfg_path), "--out", str(out), "--no-report"]
+    cmd = [sys.executable, "-m", "provkit.cli", "experiment", "run", "--config", str(cfg_path), "--out", str(out),
+           "--no-report", "--workers", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     marker = out / "seed0/replace/gen01/metrics.json"
-    deadline = time.time() + 240
+    deadline = time.time() + 300
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)  # the parent only: its workers notice and exit on their own
     proc.wait()
-    assert not (out / "seed0/curated/gen02/metrics.json").exists()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
+    time.sleep(1.0)
+    assert not (out / "seed1/curated/gen02/metrics.json").exists()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "resumed" in done.stdout
     assert _metrics(out) == _metrics(run)
@@ -162,6 +218,10 @@ def test_kill_9_then_rerun_resumes_to_identical_metrics(setup):
     ("generations = 0", "generations"),
     ("epochs = -1", "epochs"),
     ('colour = "red"', "unknown key"),
+    ('prompts = "model"', "prompts"),
+    ('start_from = "scratch"', "start_from"),
+    ('decoding = "greedy"', "decoding"),
+    ("seeds = [1, 1]", "seeds"),
 ])
 def test_bad_config_is_one_line_before_any_work(tmp_path, body, needle):
     cfg = tmp_path / "bad.toml"
@@ -184,4 +244,4 @@ def test_resume_with_a_different_config_is_refused(setup, tmp_path):
     other = tmp_path / "other.toml"
     other.write_text(cfg_path.read_text().replace("generations = 2", "generations = 3"))
     with pytest.raises(ConfigError, match="different config"):
-        run_experiment(load_experiment_config(other), run)
+        run_experiment(load_experiment_config(other), run, workers=1)

@@ -25,9 +25,9 @@ def test_filter_with_flags_json_report(src, tmp_path):
                               "--mix", "keep-human=0.5", "--mix-alpha", "0.2", "--seed", "1", "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
-    assert report["input"] == 160 and report["kept"] == 80
+    assert report["input"] == 160 and report["kept"] == 40  # keep-human: the newest generation's size, half human
     assert report["input"] == report["kept"] + sum(report["dropped"].values())
-    assert report["dropped"] == {"mix_human_fraction": 40, "mix_old_generation": 40}
+    assert report["dropped"] == {"mix_human_fraction": 60, "mix_old_generation": 40, "mix_human_share": 20}
     assert verify(tmp_path / "o") == []
     assert "sample_weight" in Dataset.open(tmp_path / "o").read().column_names
 

@@ -47,10 +47,10 @@ def test_keep_human_fraction_is_exact_and_seeded(mixed, tmp_path):
     r1, k1 = _mix(mixed, tmp_path / "a", policy="keep-human", human_fraction=0.25, seed=3)
     _, k2 = _mix(mixed, tmp_path / "b", policy="keep-human", human_fraction=0.25, seed=3)
     _, k3 = _mix(mixed, tmp_path / "c", policy="keep-human", human_fraction=0.25, seed=4)
-    assert _groups(k1) == (30, 0, 80)
+    assert _groups(k1) == (20, 0, 60)  # fixed size 80 (the newest generation), a quarter of it human
     assert k1.column("id").to_pylist() == k2.column("id").to_pylist()
     assert k1.column("id").to_pylist() != k3.column("id").to_pylist()
-    assert r1.report["dropped"] == {"mix_human_fraction": 90, "mix_old_generation": 60}
+    assert r1.report["dropped"] == {"mix_human_fraction": 100, "mix_old_generation": 60, "mix_human_share": 20}
 
 
 def test_record_budget_keeps_group_shares(mixed, tmp_path):

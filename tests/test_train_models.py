@@ -109,6 +109,33 @@ def test_train_lm_honours_sample_weight(tok, blocks):
     assert corpus_perplexity(tilted, ids[32:], mask[32:]) > corpus_perplexity(flat, ids[32:], mask[32:])
 
 
+def test_a_batch_of_low_weight_records_moves_the_model_less(tok, blocks):
+    """Weights are scaled to mean 1 over the training set and a batch trains on sum(w L) / |B|.
+
+    Normalising inside each batch (sum(w L) / sum(w)) would train a batch that holds only
+    low-weight records at full strength: with batch size 1 the weights would vanish entirely.
+    """
+    ids, mask = pad_right([b.token_ids for b in blocks[:8]], tok.pad_token_id)
+    base = build_tiny_opt(tok, SHAPE, seed=3)
+
+    def grad_norm(w):
+        base.zero_grad()
+        weighted_loss(*per_sequence_loss(base, ids[:4], mask[:4]), w).backward()
+        return float(torch.sqrt(sum((p.grad ** 2).sum() for p in base.parameters())))
+
+    # a batch of four records of weight 0.1 (mean-1 weights: the other four weigh 1.9) pushes 10x less
+    assert grad_norm(torch.full((4,), 0.1)) == pytest.approx(0.1 * grad_norm(torch.ones(4)), rel=1e-4)
+    cfg = TrainConfig(epochs=3, batch_size=1, lr=3e-3, warmup_steps=0, seed=0)
+    flat, tilted, scaled = clone_model(base), clone_model(base), clone_model(base)
+    train_lm(flat, ids, mask, None, cfg)
+    train_lm(tilted, ids, mask, np.r_[np.full(4, 0.1), np.full(4, 1.9)], cfg)
+    train_lm(scaled, ids, mask, np.full(8, 7.0), cfg)  # a constant weight is the same as none (mean 1)
+
+    low = slice(0, 4)  # batches of one low-weight record each: learned less than without weights
+    assert corpus_perplexity(tilted, ids[low], mask[low]) > corpus_perplexity(flat, ids[low], mask[low])
+    assert sequence_perplexities(scaled, ids, mask) == pytest.approx(sequence_perplexities(flat, ids, mask), rel=1e-4)
+
+
 def test_training_lowers_perplexity_and_is_deterministic(tok, blocks):
     ids, mask = pad_right([b.token_ids for b in blocks[:128]], tok.pad_token_id)
     base = build_tiny_opt(tok, SHAPE, seed=0)

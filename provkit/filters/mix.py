@@ -7,8 +7,12 @@ Gerstgrasser et al. 2024):
 
 * ``replace`` — only the newest data: the model records of the highest
   generation (the human records only when there is no model data);
-* ``keep-human`` — the newest model generation plus a fraction ``human_fraction``
-  of the human records (``round(F * n_human)`` of them, chosen by a seeded draw per id);
+* ``keep-human=F`` — a training set of fixed size ``S`` (the number of records of the
+  newest model generation: what ``replace`` would train on) of which a fraction F is
+  human: ``k = min(round(F * S), n_human)`` human records and ``S - k`` records of the
+  newest generation, each chosen by a seeded draw per id.  F = 0 is ``replace``; F = 1
+  is ``S`` human records.  This is the one meaning of keep-human: ``prov filter --mix``
+  and the collapse experiment (``provkit.train``) both call :func:`policy_selection`;
 * ``accumulate`` — everything: all generations and the originals.
 
 Budgets: with ``records`` (or ``tokens``, counted as word/punctuation tokens)
@@ -88,13 +92,16 @@ def policy_selection(is_human: np.ndarray, generation: np.ndarray, uniform: np.n
     model = ~is_human
     if cfg.policy == "accumulate":
         return np.ones(len(is_human), dtype=bool)
-    newest = model & (generation == generation[model].max()) if model.any() else np.zeros_like(model)
+    newest = newest_generation(is_human, generation)
     if cfg.policy == "replace":
         return newest if model.any() else is_human.copy()
-    keep = newest.copy()  # keep-human
-    humans = np.flatnonzero(is_human)
-    n_keep = int(round(cfg.human_fraction * len(humans)))
-    keep[humans[np.argsort(uniform[humans], kind="stable")[:n_keep]]] = True
+    humans = np.flatnonzero(is_human)  # keep-human: fixed size S, a fraction F of it human
+    fresh = np.flatnonzero(newest)
+    size = len(fresh) if len(fresh) else len(humans)
+    n_human = min(int(round(cfg.human_fraction * size)), len(humans))
+    keep = np.zeros(len(is_human), dtype=bool)
+    keep[humans[np.argsort(uniform[humans], kind="stable")[:n_human]]] = True
+    keep[fresh[np.argsort(uniform[fresh], kind="stable")[: size - n_human]]] = True
     return keep
 
 
@@ -144,13 +151,23 @@ def loss_weights(keep: np.ndarray, is_human: np.ndarray, alpha: float | None) ->
     return weights
 
 
-def drop_reasons(keep: np.ndarray, by_policy: np.ndarray, is_human: np.ndarray, policy: str) -> list[str | None]:
+def newest_generation(is_human: np.ndarray, generation: np.ndarray) -> np.ndarray:
+    """Model records of the highest generation present."""
+    model = ~is_human
+    return model & (generation == generation[model].max()) if model.any() else np.zeros_like(model)
+
+
+def drop_reasons(keep: np.ndarray, by_policy: np.ndarray, is_human: np.ndarray, policy: str,
+                 generation: np.ndarray) -> list[str | None]:
     """``mix_budget`` (cut by the budget), ``mix_old_generation`` (model data not of the newest
-    generation), ``mix_replace_human`` / ``mix_human_fraction`` (human records the policy leaves out)."""
+    generation), ``mix_replace_human`` / ``mix_human_fraction`` (human records the policy leaves out),
+    ``mix_human_share`` (newest-generation records that keep-human's human share replaced)."""
     human_reason = "mix_replace_human" if policy == "replace" else "mix_human_fraction"
+    newest = newest_generation(is_human, generation)
     out: list[str | None] = []
-    for k, p, h in zip(keep.tolist(), by_policy.tolist(), is_human.tolist()):
-        out.append(None if k else "mix_budget" if p else human_reason if h else "mix_old_generation")
+    for k, p, h, n in zip(keep.tolist(), by_policy.tolist(), is_human.tolist(), newest.tolist()):
+        out.append(None if k else "mix_budget" if p else human_reason if h else "mix_human_share" if n
+                   else "mix_old_generation")
     return out
 
 
@@ -184,7 +201,7 @@ class MixStep(RowPlanStep):
         by_policy = policy_selection(is_human, generation, uniform, cfg)
         tokens = table.column("_mix_tokens").to_numpy() if cfg.tokens is not None else None
         keep = budget_selection(by_policy, is_human, uniform, tokens, cfg)
-        reasons = drop_reasons(keep, by_policy, is_human, cfg.policy)
+        reasons = drop_reasons(keep, by_policy, is_human, cfg.policy, generation)
         annotations = {}
         if cfg.alpha is not None:
             annotations["mix_weight"] = pa.array(loss_weights(keep, is_human, cfg.alpha))

@@ -2,10 +2,13 @@
 
 Weighted loss.  For a sequence i with target tokens t = 1..T_i the per-sequence
 loss is the mean token negative log-likelihood
-``L_i = -(1/T_i) * sum_t log p(x_t | x_<t)``; a (mini)batch B is trained on
-``L = sum_{i in B} w_i L_i / sum_{i in B} w_i`` where ``w_i`` is the record's
-``sample_weight`` (1 when absent).  With one batch holding the whole data set
-this is exactly the weighted objective; a weight of 2 then equals two copies.
+``L_i = -(1/T_i) * sum_t log p(x_t | x_<t)``; the weights are first scaled to
+mean 1 over the whole training set (``w_i <- w_i * N / sum_j w_j``) and a
+(mini)batch B is trained on ``L = sum_{i in B} w_i L_i / |B|`` where ``w_i`` is
+the record's ``sample_weight`` (1 when absent).  So the expected batch loss is
+the weighted objective, a weight of 2 equals two copies, and a batch that holds
+only low-weight records takes a proportionally smaller step (normalising inside
+each batch, ``/ sum_{i in B} w_i``, would train it at full strength).
 
 Perplexity of a sequence is ``exp(L_i)``; the corpus perplexity of a set is
 ``exp(sum_i T_i L_i / sum_i T_i)`` (token-weighted, as usually reported).
@@ -17,7 +20,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -70,9 +73,9 @@ def per_sequence_loss(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Ten
 
 
 def weighted_loss(nll_sum: torch.Tensor, ntok: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum_i w_i L_i / sum_i w_i`` with ``L_i = nll_sum_i / ntok_i``."""
+    """``sum_i w_i L_i / |B|`` with ``L_i = nll_sum_i / ntok_i`` (weights of mean 1 over the training set)."""
     per_seq = nll_sum / ntok.clamp(min=1)
-    return (weights * per_seq).sum() / weights.sum().clamp(min=1e-12)
+    return (weights * per_seq).sum() / max(1, per_seq.numel())
 
 
 def train_lm(
@@ -82,13 +85,18 @@ def train_lm(
     weights: torch.Tensor | np.ndarray | None,
     cfg: TrainConfig,
     progress: Advance | None = None,
+    on_epoch: Callable[[int, PreTrainedModel], None] | None = None,
 ) -> TrainStats:
     """Train ``model`` in place on right-padded ``ids``/``mask`` with per-sequence ``weights``.
 
     Shuffling is seeded by ``cfg.seed`` (a private generator: no global RNG state changes).
+    ``on_epoch(epoch, model)`` runs after each epoch (model in eval mode), e.g. to keep the
+    best epoch on a validation set.
     """
     n = ids.size(0)
     w = torch.ones(n) if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32))
+    if n and float(w.sum()) > 0:
+        w = w * (n / float(w.sum()))  # mean 1 over the training set
     if n == 0:
         return TrainStats(0, 0, 0.0, float("nan"))
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -105,7 +113,7 @@ def train_lm(
     model.train()
     tokens, loss_val, t0, step = 0, float("nan"), time.perf_counter(), 0
     with _seeded(cfg.seed):
-        for _ in range(cfg.epochs):
+        for epoch in range(cfg.epochs):
             order = torch.randperm(n, generator=gen)
             for idx in _batches(n, cfg.batch_size, order):
                 nll_sum, ntok = per_sequence_loss(model, ids[idx], mask[idx])
@@ -121,6 +129,10 @@ def train_lm(
                 loss_val = float(loss.detach())
                 if progress:
                     progress(len(idx))
+            if on_epoch is not None:
+                model.eval()
+                on_epoch(epoch, model)
+                model.train()
     model.eval()
     return TrainStats(step, tokens, time.perf_counter() - t0, loss_val)
 

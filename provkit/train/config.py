@@ -4,14 +4,36 @@ A TOML file may set any field of :class:`ExperimentConfig`; the nested tables
 ``[train]``, ``[decoding]`` and ``[tiny_model]`` set those dataclasses.  Every
 value is checked before any work starts; a bad one is one line naming the key.
 
-Conditions (``conditions = [...]``):
+Conditions (``conditions = [...]``) and their epoch rules:
 
-* ``replace`` -- generation n trains on the data generation n-1 wrote;
-* ``keep-human=F`` -- a fraction F (0 < F <= 1) of the mix is original human blocks;
-* ``accumulate`` -- human data plus every generation's data so far;
+* ``replace`` -- generation n trains on G_n, the data generation n-1 wrote
+  (``epochs``);
+* ``keep-human=F`` -- a training set of replace's size of which a fraction F
+  (0 < F <= 1) is original human blocks (``provkit.filters.mix``, the one meaning
+  ``prov filter --mix`` has too) (``epochs_with_human``);
+* ``accumulate`` -- human data plus every generation's data so far, a pool that
+  grows every generation (``epochs_with_human``: more data *and* more steps);
+* ``accumulate-fixed`` -- accumulate's pool, but each generation draws replace's
+  record count uniformly from it and trains replace's ``epochs``: the same
+  optimizer steps and (to within the records' lengths) tokens as replace, so it
+  separates "older data" from "more data and compute";
 * ``curated`` / ``curated=PIPELINE.toml`` -- the accumulate mix passed through a
   ``prov filter`` pipeline (default: ``presets/curated.toml``); training honours
-  its ``sample_weight``.
+  its ``sample_weight`` (``epochs_with_human``).
+
+Every metrics row records the records, tokens, optimizer steps and epochs it trained on.
+
+Protocol options (defaults follow the released code of Shumailov et al. and Drayson et al.):
+
+* ``prompts = "human"`` -- every generation continues the original human training
+  blocks (both released codes); ``"chained"`` prompts generation n with G_n (ablation);
+* ``start_from = "base"`` -- each generation fine-tunes the pre-trained base model
+  (both released codes load the pre-trained model for every generation); ``"gen0"``
+  fine-tunes generation 0's model instead (ablation);
+* ``best_epoch = true`` -- keep the epoch with the lowest loss on held-out human
+  validation blocks (the paper: wikitext-2's validation split); false keeps the last;
+* ``decoding = "beam"`` (5 beams, repetition penalty 3.0, the paper) or ``"sample"``
+  (temperature 1, no penalty), or a ``[decoding]`` table.
 """
 
 from __future__ import annotations
@@ -36,7 +58,7 @@ class Condition:
     """One experimental arm: how each generation's training mix is built."""
 
     name: str
-    mix: str  # replace | keep-human | accumulate
+    mix: str  # replace | keep-human | accumulate | accumulate-fixed
     human_fraction: float = 0.0
     pipeline: str | None = None
 
@@ -54,6 +76,8 @@ def parse_condition(spec: str, where: str = "conditions") -> Condition:
         return Condition(spec, "replace")
     if name == "accumulate" and not arg:
         return Condition(spec, "accumulate")
+    if name == "accumulate-fixed" and not arg:
+        return Condition(spec, "accumulate-fixed")
     if name == "keep-human":
         try:
             frac = float(arg)
@@ -68,7 +92,8 @@ def parse_condition(spec: str, where: str = "conditions") -> Condition:
             raise ConfigError(f"{where} = {spec!r}: pipeline file {pipeline} not found")
         return Condition(spec, "accumulate", 0.0, pipeline)
     raise ConfigError(
-        f"{where} = {spec!r}: unknown condition; expected replace, keep-human=F, accumulate or curated[=pipeline.toml]"
+        f"{where} = {spec!r}: unknown condition; expected replace, keep-human=F, accumulate, accumulate-fixed or "
+        f"curated[=pipeline.toml]"
     )
 
 
@@ -79,26 +104,30 @@ class ExperimentConfig:
     preset: str = "tiny"
     model: str = "tiny"  # "tiny" (OPTConfig, trained locally) or a path / hub name
     corpus: str = "builtin:python-docs"  # builtin:NAME, "wikitext-2-raw-v1", or a local path
-    block_size: int = 64
-    train_blocks: int = 96  # human blocks in generation 0's training set (0 = all)
-    test_blocks: int = 192  # 0 = the corpus's whole test split (or a tenth of the blocks when it has none)
-    pretrain_epochs: int = 1  # tiny only: the base model is pre-trained on the remaining human blocks
-    pretrain_blocks: int = 3000
+    block_size: int = 32
+    train_blocks: int = 64  # human blocks in generation 0's training set (0 = all)
+    val_blocks: int = 64  # held-out human blocks for best-epoch selection (0 = the whole validation split)
+    test_blocks: int = 128  # 0 = the corpus's whole test split (or a tenth of the blocks when it has none)
+    pretrain_epochs: int = 2  # tiny only: the base model is pre-trained on the remaining human blocks
+    pretrain_blocks: int = 0  # 0 = all remaining blocks
     vocab_size: int = 2048
     generations: int = 5
-    seeds: tuple[int, ...] = (0,)
-    conditions: tuple[str, ...] = ("replace", "keep-human=0.1", "accumulate", "curated")
-    epochs: int = 2  # when the mix holds no original data
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    conditions: tuple[str, ...] = ("replace", "keep-human=0.1", "accumulate", "accumulate-fixed", "curated")
+    prompts: str = "human"  # human | chained
+    start_from: str = "base"  # base | gen0
+    best_epoch: bool = True
+    epochs: int = 2  # when the mix holds no original data (replace, accumulate-fixed)
     epochs_with_human: int = 2  # when it does (keep-human, accumulate, curated)
     generate_batch_size: int = 32
     eval_batch_size: int = 64
-    threads: int = 1  # torch threads; 0 = all cores (a 2-layer model is fastest on one thread, 4x under load)
+    threads: int = 1  # torch threads per process; 0 = all cores (a 2-layer model is fastest on one thread)
     embedding_diversity: bool = False
     embedding_samples: int = 64
     self_bleu_samples: int = 64
     detector: str | None = None
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=16, warmup_steps=5))
-    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    decoding: DecodingConfig = field(default_factory=lambda: DecodingConfig(max_new_tokens=32))
     tiny_model: TinyOPTConfig = field(default_factory=TinyOPTConfig)
 
     def __post_init__(self) -> None:
@@ -115,7 +144,13 @@ class ExperimentConfig:
 _NESTED = {"train": TrainConfig, "decoding": DecodingConfig, "tiny_model": TinyOPTConfig}
 _POSITIVE = ("block_size", "generations", "epochs", "epochs_with_human", "generate_batch_size", "eval_batch_size",
              "vocab_size")
-_NON_NEGATIVE = ("train_blocks", "test_blocks", "pretrain_epochs", "pretrain_blocks", "threads", "embedding_samples",
+PROMPTS = ("human", "chained")
+START_FROM = ("base", "gen0")
+DECODING_PRESETS: dict[str, dict[str, Any]] = {
+    "beam": {"num_beams": 5, "repetition_penalty": 3.0, "do_sample": False},  # the paper's released code
+    "sample": {"num_beams": 1, "repetition_penalty": 1.0, "do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0},
+}
+_NON_NEGATIVE = ("train_blocks", "val_blocks", "test_blocks", "pretrain_epochs", "pretrain_blocks", "threads", "embedding_samples",
                  "self_bleu_samples")
 
 
@@ -131,6 +166,12 @@ def validate(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"{key}: must be >= 0, got {getattr(cfg, key)}")
     if not cfg.seeds:
         raise ConfigError("seeds: give at least one seed")
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError("seeds: a seed is listed twice")
+    if cfg.prompts not in PROMPTS:
+        raise ConfigError(f"prompts: expected one of {', '.join(PROMPTS)}, got {cfg.prompts!r}")
+    if cfg.start_from not in START_FROM:
+        raise ConfigError(f"start_from: expected one of {', '.join(START_FROM)}, got {cfg.start_from!r}")
     if not cfg.conditions:
         raise ConfigError("conditions: give at least one condition")
     if len(set(cfg.conditions)) != len(cfg.conditions):
@@ -150,10 +191,11 @@ def preset(name: str) -> ExperimentConfig:
         return ExperimentConfig()
     if name == "paper":
         return ExperimentConfig(
-            preset="paper", model="facebook/opt-125m", corpus="wikitext-2-raw-v1", train_blocks=0, test_blocks=0,
-            pretrain_epochs=0, generations=9, seeds=(0, 1, 2), conditions=("replace", "keep-human=0.1"),
+            preset="paper", model="facebook/opt-125m", corpus="wikitext-2-raw-v1", block_size=64, train_blocks=0,
+            val_blocks=0, test_blocks=0, pretrain_epochs=0, generations=9, seeds=(0, 1, 2, 3, 4),
+            conditions=("replace", "keep-human=0.1", "accumulate", "accumulate-fixed"),
             epochs=5, epochs_with_human=10, generate_batch_size=32, eval_batch_size=32, threads=0, embedding_diversity=True,
-            embedding_samples=512, self_bleu_samples=256,
+            embedding_samples=512, self_bleu_samples=256, decoding=DecodingConfig(max_new_tokens=64),
             train=TrainConfig(epochs=5, batch_size=16, lr=5e-5, warmup_steps=100, weight_decay=0.0),
         )
     raise ConfigError(f"--preset: unknown {name!r}; expected one of {', '.join(PRESETS)}")
@@ -164,6 +206,10 @@ def apply_overrides(base: ExperimentConfig, overrides: dict[str, Any], source: s
 
     def section(name: str) -> Any:
         def convert(value: Any, where: Any) -> Any:
+            if name == "decoding" and isinstance(value, str):
+                if value not in DECODING_PRESETS:
+                    raise ConfigError(f"{source}: decoding: expected {' or '.join(DECODING_PRESETS)} or a table, got {value!r}")
+                return dataclasses.replace(base.decoding, **DECODING_PRESETS[value])
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: [{name}] must be a table")
             values = build_dataclass(_NESTED[name], value, lambda key: f"{source}: {name}.{key}")

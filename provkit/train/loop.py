@@ -1,38 +1,41 @@
-"""The recursive-training loop: generations x conditions x seeds, checkpointed per generation.
+"""The recursive-training loop: generations x conditions x seeds, one unit per (seed, condition, generation).
 
-Protocol (Shumailov et al. 2024 and its released code)::
+Protocol (Shumailov et al. 2024 and the released code of it and of Drayson et al. 2025)::
 
     G_0 = human training blocks
-    model_0 = base fine-tuned on G_0
-    for n = 1..N:  G_n = continuations written by model_{n-1}, prompted with each record of G_{n-1}
+    model_0 = base fine-tuned on G_0 (best epoch on human validation blocks)
+    for n = 1..N:  G_n = continuations written by model_{n-1}, prompted with every human training
+                   block (prompts = human; prompts = chained: with each record of G_{n-1})
                    mix_n = condition(G_n, human, G_1..G_n)   [-> prov filter pipeline when curated]
-                   model_n = the SAME base fine-tuned on mix_n (sample_weight honoured)
+                   model_n = the base (start_from = base; or model_0) fine-tuned on mix_n
+                             (sample_weight honoured, best epoch on the validation blocks)
 
 Run directory::
 
     RUN/config.json                      the validated config (a rerun must match it)
-    RUN/setup/{human,human-test,base,tokenizer}   human datasets and the base model
+    RUN/setup/{human,human-val,human-test,base,tokenizer}   human datasets and the base model (once per run)
     RUN/seed{S}/gen00/{model,generated}  generation 0 (shared by every condition)
     RUN/seed{S}/{condition}/gen{NN}/{mix,curated,generated,model}
     RUN/.../metrics.json                 a unit's metrics: written last = the checkpoint
     RUN/metrics.parquet, RUN/seq_ppl.parquet   all units so far (rewritten after each unit)
 
-Every unit reads its inputs back from committed datasets and seeds its own
-RNGs from (seed, condition, generation), so a run killed at any point and
-started again ends with the same metrics as an uninterrupted one.
+Every unit reads its inputs back from committed datasets and seeds its RNGs from
+(seed, generation) only -- common random numbers: every condition at the same seed and
+generation draws the same shuffles and samples -- so a run killed at any point and started
+again ends with the same metrics as an uninterrupted one, whatever the number of workers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
 import time
-import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -40,11 +43,13 @@ import pyarrow.parquet as pq
 import torch
 
 from provkit.core.atomic import write_bytes_atomic, write_json_atomic
+from provkit.core.hashing import seeded_uniform
 from provkit.core.progress import Progress, quiet_progress
 from provkit.engines import run_filter
 from provkit.errors import ConfigError
 from provkit.filters import load_pipeline
 from provkit.filters.detector import load_detector
+from provkit.filters.mix import MixConfig, policy_selection
 from provkit.lm import (
     build_tiny_opt,
     clone_model,
@@ -56,6 +61,7 @@ from provkit.lm import (
     make_blocks,
     save_model,
     save_tokenizer,
+    sequence_nll,
     sequence_perplexities,
     train_bpe_tokenizer,
     train_lm,
@@ -70,6 +76,7 @@ from provkit.train.metrics import (
     tail_tokens,
     text_metrics,
 )
+from provkit.train.workers import default_workers, run_graph
 
 DONE = "metrics.json"
 
@@ -81,19 +88,37 @@ class RunSummary:
     units_resumed: int
     seconds: float
     metrics: list[dict[str, Any]]
+    workers: int = 1
+
+
+class Corpus(NamedTuple):
+    """Human text of a corpus: training texts and ids, and the official validation / test splits (None when absent)."""
+
+    texts: list[str]
+    ids: list[str]
+    val: list[str] | None
+    test: list[str] | None
+
+
+class UnitKey(NamedTuple):
+    """One unit of work: generation 0 of a seed (condition None) or generation n of a condition at a seed."""
+
+    seed: int
+    condition: str | None
+    generation: int
 
 
 # ---------------------------------------------------------------- corpus loading
 
 
-def load_corpus(spec: str) -> tuple[list[str], list[str], list[str] | None]:
-    """(train texts, their ids, official test texts or None) for ``builtin:NAME``, wikitext-2 or a local path."""
+def load_corpus(spec: str) -> Corpus:
+    """The human text of ``builtin:NAME``, wikitext-2 (train / validation / test) or a local path."""
     if spec.startswith("builtin:"):
         try:
             docs = list(iter_builtin(spec.split(":", 1)[1]))
         except ValueError as exc:
             raise ConfigError(f"corpus: {exc}") from None
-        return [d.text for d in docs], [d.id for d in docs], None
+        return Corpus([d.text for d in docs], [d.id for d in docs], None, None)
     path = Path(spec)
     if path.exists():
         return _load_local_corpus(path)
@@ -111,16 +136,18 @@ def load_corpus(spec: str) -> tuple[list[str], list[str], list[str] | None]:
     raise ConfigError(f"corpus: {spec!r} is neither builtin:NAME, wikitext-2-raw-v1, nor an existing path")
 
 
-def _wikitext_splits(ds: Any, name: str) -> tuple[list[str], list[str], list[str]]:
-    train = [t for t in ds["train"]["text"] if t.strip()]
-    test = [t for t in ds["test"]["text"] if t.strip()]
-    return train, [f"{name}:train:{i}" for i in range(len(train))], test
+def _wikitext_splits(ds: Any, name: str) -> Corpus:
+    def texts(split: str) -> list[str] | None:
+        return [t for t in ds[split]["text"] if t.strip()] if split in ds else None
+
+    train = texts("train") or []
+    return Corpus(train, [f"{name}:train:{i}" for i in range(len(train))], texts("validation"), texts("test"))
 
 
-def _load_local_corpus(path: Path) -> tuple[list[str], list[str], list[str] | None]:
+def _load_local_corpus(path: Path) -> Corpus:
     if (path / "manifest.json").exists():
         table = Dataset.open(path).read(columns=["id", "text"])
-        return table.column("text").to_pylist(), table.column("id").to_pylist(), None
+        return Corpus(table.column("text").to_pylist(), table.column("id").to_pylist(), None, None)
     try:
         import datasets  # lazy: importing datasets costs seconds; only hub / on-disk corpora need it
 
@@ -134,14 +161,15 @@ def _load_local_corpus(path: Path) -> tuple[list[str], list[str], list[str] | No
         return _wikitext_splits(ds, path.name)
     split = ds["train"] if "train" in ds else ds
     texts = [t for t in split["text"] if t.strip()]
-    return texts, [f"{path.name}:{i}" for i in range(len(texts))], None
+    return Corpus(texts, [f"{path.name}:{i}" for i in range(len(texts))], None, None)
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def _unit_seed(seed: int, slug: str, generation: int) -> int:
-    return (seed * 1_000_003 + zlib.crc32(slug.encode()) * 101 + generation) % (2**31 - 1)
+def unit_seed(seed: int, generation: int) -> int:
+    """The RNG seed of every unit at (seed, generation): the same for every condition (common random numbers)."""
+    return (seed * 1_000_003 + generation * 7_919 + 17) % (2**31 - 1)
 
 
 @contextlib.contextmanager
@@ -155,8 +183,7 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 
 def _read_texts(path: Path) -> pa.Table:
-    table = Dataset.open(path).read()
-    return table
+    return Dataset.open(path).read()
 
 
 def _is_done(unit: Path) -> bool:
@@ -185,6 +212,26 @@ def _hf_progress_bars_off() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _share(values: np.ndarray, mask: np.ndarray) -> float:
+    return float(mask.sum() / values.size) if values.size else float("nan")
+
+
+# ---------------------------------------------------------------- worker process state
+
+_WORKER_RUN: "ExperimentRun | None" = None
+
+
+def _worker_init(cfg: ExperimentConfig, out: str) -> None:
+    global _WORKER_RUN
+    _WORKER_RUN = ExperimentRun(cfg, out)
+
+
+def _worker_task(key: UnitKey) -> None:
+    assert _WORKER_RUN is not None
+    with _hf_progress_bars_off():
+        _WORKER_RUN.run_key(key)
+
+
 class ExperimentRun:
     """One run directory: setup, the generation-0 units, and every condition's generations."""
 
@@ -193,6 +240,7 @@ class ExperimentRun:
         self.out = Path(out)
         self.report = reporter
         self.conditions = cfg.parsed_conditions
+        self._by_name = {c.name: c for c in self.conditions}
         self._gen0: dict[int, Any] = {}
         self._encoder: Any = None
         self.resumed = 0
@@ -220,46 +268,63 @@ class ExperimentRun:
         return self.out / "setup"
 
     def setup(self) -> None:
-        """Tokenizer, human train/test datasets and the base model (once per run directory)."""
+        """Tokenizer, human train/validation/test datasets and the base model (once per run directory: the cache)."""
         if _is_done(self.setup_dir):
             self.resumed += 1
             return
         cfg = self.cfg
-        texts, ids, test_texts = load_corpus(cfg.corpus)
+        corpus = load_corpus(cfg.corpus)
         if cfg.model == "tiny":
-            tok = train_bpe_tokenizer(texts, cfg.vocab_size)
+            tok = train_bpe_tokenizer(corpus.texts, cfg.vocab_size)
             base = None
         else:
             base, tok = load_model(cfg.model)
         d = _fresh(self.setup_dir)
         save_tokenizer(tok, d / "tokenizer")
-        blocks = make_blocks(texts, tok, cfg.block_size, ids, id_prefix="human")
+        blocks = make_blocks(corpus.texts, tok, cfg.block_size, corpus.ids, id_prefix="human")
         rng = np.random.default_rng(cfg.seeds[0] + 7919)
-        if test_texts is None:
-            order = rng.permutation(len(blocks))
-            n_test = min(cfg.test_blocks or len(blocks) // 10, len(blocks) // 4)
-            test = [blocks[i] for i in sorted(order[:n_test])]
-            rest = order[n_test:]
-            n_train = cfg.train_blocks or len(rest)
-            train = [blocks[i] for i in sorted(rest[:n_train])]
-            pool = [blocks[i] for i in sorted(rest[n_train:])][: cfg.pretrain_blocks]
+        order = rng.permutation(len(blocks))
+        taken = 0
+
+        def cut(n: int) -> list[Any]:
+            nonlocal taken
+            part = [blocks[i] for i in sorted(order[taken : taken + n])]
+            taken += n
+            return part
+
+        if corpus.test is None:
+            test = cut(min(cfg.test_blocks or len(blocks) // 10, len(blocks) // 4))
         else:
-            test = make_blocks(test_texts, tok, cfg.block_size, id_prefix="human-test")
-            if cfg.test_blocks:
-                test = test[: cfg.test_blocks]
+            test = make_blocks(corpus.test, tok, cfg.block_size, id_prefix="human-test")
+            test = test[: cfg.test_blocks] if cfg.test_blocks else test
+        if corpus.val is None:
+            val = cut(min(cfg.val_blocks or len(blocks) // 10, len(blocks) // 4))
+        else:
+            val = make_blocks(corpus.val, tok, cfg.block_size, id_prefix="human-val")
+            val = val[: cfg.val_blocks] if cfg.val_blocks else val
+        if corpus.test is None and corpus.val is None:
+            train = cut(cfg.train_blocks or len(blocks) - taken)
+            pool = cut(len(blocks) - taken)
+            pool = pool[: cfg.pretrain_blocks] if cfg.pretrain_blocks else pool
+        else:  # official splits: the training blocks in corpus order (the paper's whole train split by default)
             train = blocks[: cfg.train_blocks] if cfg.train_blocks else blocks
             pool = []
         self._write_human(d / "human", train, tok, "train")
+        self._write_human(d / "human-val", val, tok, "validation")
         self._write_human(d / "human-test", test, tok, "test")
+        pre_s = 0.0
         if base is None:
             base = build_tiny_opt(tok, cfg.tiny_model, seed=cfg.seeds[0])
             if cfg.pretrain_epochs and pool:
+                t0 = time.perf_counter()
                 ids_, mask = encode_texts([tok.decode(b.token_ids) for b in pool], tok, cfg.block_size)
                 tcfg = replace(cfg.train, epochs=cfg.pretrain_epochs, seed=cfg.seeds[0])
                 tick = self.report("pre-train tiny base", len(pool) * cfg.pretrain_epochs)
                 train_lm(base, ids_, mask, None, tcfg, tick)
+                pre_s = time.perf_counter() - t0
         save_model(base, tok, d / "base")
-        write_json_atomic(d / DONE, {"train_blocks": len(train), "test_blocks": len(test), "pretrain_blocks": len(pool)})
+        write_json_atomic(d / DONE, {"train_blocks": len(train), "val_blocks": len(val), "test_blocks": len(test),
+                                     "pretrain_blocks": len(pool), "pretrain_seconds": pre_s})
         self.done += 1
 
     def _write_human(self, path: Path, blocks: Sequence[Any], tok: Any, split: str) -> None:
@@ -293,10 +358,11 @@ class ExperimentRun:
     def _encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return encode_texts(texts, self.tokenizer, self.cfg.block_size)
 
-    def _test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if not hasattr(self, "_test"):
-            self._test = self._encode(_read_texts(self.setup_dir / "human-test").column("text").to_pylist())
-        return self._test
+    def _split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        cache = self.__dict__.setdefault("_splits", {})
+        if name not in cache:
+            cache[name] = self._encode(_read_texts(self.setup_dir / name).column("text").to_pylist())
+        return cache[name]
 
     def _tail(self) -> set[int]:
         if not hasattr(self, "_tail_set"):
@@ -315,6 +381,9 @@ class ExperimentRun:
             return self.seed_dir(seed) / f"gen{n:02d}"
         return self.seed_dir(seed) / cond.slug / f"gen{n:02d}"
 
+    def key_dir(self, key: UnitKey) -> Path:
+        return self.unit_dir(key.seed, None if key.condition is None else self._by_name[key.condition], key.generation)
+
     def generated_of(self, seed: int, cond: Condition, n: int) -> Path:
         """The dataset G_n (written by model_{n-1}) as seen by ``cond``."""
         prev = self.unit_dir(seed, None if n == 1 else cond, n - 1)
@@ -325,12 +394,36 @@ class ExperimentRun:
             self._gen0[seed], _ = load_model(self.unit_dir(seed, None, 0) / "model", with_tokenizer=False)
         return self._gen0[seed]
 
-    def _train(self, texts: Sequence[str], weights: np.ndarray | None, epochs: int, seed: int, desc: str) -> tuple[Any, Any]:
-        model = clone_model(self.base)
+    def _gen0_row(self, seed: int) -> dict[str, Any]:
+        return json.loads((self.unit_dir(seed, None, 0) / DONE).read_text())["row"]
+
+    def _train(self, start: Any, texts: Sequence[str], weights: np.ndarray | None, epochs: int, seed: int,
+               desc: str) -> tuple[Any, dict[str, Any]]:
+        """Fine-tune a copy of ``start``; keep the epoch with the lowest validation loss when ``best_epoch``."""
+        model = clone_model(start)
         ids, mask = self._encode(texts)
+        val_ids, val_mask = self._split("human-val")
+        best: dict[str, Any] = {"loss": float("inf"), "epoch": epochs - 1, "state": None}
+        losses: list[float] = []
+
+        def on_epoch(epoch: int, m: Any) -> None:
+            s, c = sequence_nll(m, val_ids, val_mask, self.cfg.eval_batch_size)
+            loss = float(s.sum() / max(1, c.sum()))
+            losses.append(loss)
+            if loss < best["loss"]:
+                best.update(loss=loss, epoch=epoch, state=copy.deepcopy(m.state_dict()) if epoch < epochs - 1 else None)
+
         tick = self.report(desc, len(texts) * epochs)
-        stats = train_lm(model, ids, mask, weights, replace(self.cfg.train, epochs=epochs, seed=seed), tick)
-        return model, stats
+        select = self.cfg.best_epoch and val_ids.size(0) > 0
+        stats = train_lm(model, ids, mask, weights, replace(self.cfg.train, epochs=epochs, seed=seed), tick,
+                         on_epoch=on_epoch if select else None)
+        if select and best["state"] is not None:
+            model.load_state_dict(best["state"])
+        info = {"train_rows": len(texts), "train_tokens": stats.tokens, "train_steps": stats.steps, "train_epochs": epochs,
+                "best_epoch": (best["epoch"] + 1) if select else epochs,
+                "val_ppl": float(np.exp(best["loss"])) if select else float("nan"),
+                "train_loss": stats.final_loss, "train_seconds": stats.seconds}
+        return model, info
 
     def _generate(self, model: Any, prompts: pa.Table, out: Path, seed: int, generation: int, parents: Sequence[Path], desc: str) -> float:
         """G_{generation}: one continuation per prompt record, written as a provkit dataset."""
@@ -345,8 +438,8 @@ class ExperimentRun:
         texts = [tok.decode(x) for x in new]
         decoding = self.cfg.decoding.to_dict(tok)  # a watermark as its fingerprint
         activity = Activity("experiment-generate", {"model": self.model_id, "generation": generation - 1, "decoding": decoding,
-                                                     "seed": seed}, used=[str(p.resolve()) for p in parents],
-                            agents=["provkit", f"model/{self.model_id}"])
+                                                     "seed": seed, "prompts": self.cfg.prompts},
+                            used=[str(p.resolve()) for p in parents], agents=["provkit", f"model/{self.model_id}"])
         pids = prompts.column("id").to_pylist()
         gens = [Generator(model=self.model_id, generation=generation - 1, decoding=decoding, seed=seed, prompt_id=pid)
                 for pid in pids]
@@ -359,17 +452,31 @@ class ExperimentRun:
             w.write(batch)
         return seconds
 
-    def _data_metrics(self, seed: int, texts: Sequence[str], unit_seed: int) -> tuple[dict[str, Any], list[float]]:
+    def _prompts(self, seed: int, cond: Condition, n: int) -> tuple[pa.Table, list[Path]]:
+        """The prompts of G_{n+1} and the datasets they come from."""
+        if self.cfg.prompts == "human":
+            return _read_texts(self.setup_dir / "human"), [self.setup_dir / "human"]
+        g_n = self.generated_of(seed, cond, n)
+        return _read_texts(g_n), [g_n]
+
+    def _data_metrics(self, seed: int, texts: Sequence[str], unit_seed_: int,
+                      human: tuple[float, float] | None) -> tuple[dict[str, Any], list[float]]:
         ids, mask = self._encode(texts)
         ppl = sequence_perplexities(self.gen0_model(seed), ids, mask, self.cfg.eval_batch_size)
         tok = self.tokenizer
-        row: dict[str, Any] = {**perplexity_summary(ppl), **text_metrics(texts, self_bleu_samples=self.cfg.self_bleu_samples, seed=unit_seed)}
+        row: dict[str, Any] = {**perplexity_summary(ppl), **text_metrics(texts, self_bleu_samples=self.cfg.self_bleu_samples, seed=unit_seed_)}
+        finite = ppl[np.isfinite(ppl)]
+        if human is None:  # generation 0: the data is the human training blocks themselves
+            human = (float(np.percentile(finite, 1)), float(np.percentile(finite, 99))) if finite.size else (np.nan, np.nan)
+        row["human_ppl_p1"], row["human_ppl_p99"] = human
+        row["data_below_human_p1"] = _share(finite, finite < human[0])
+        row["data_above_human_p99"] = _share(finite, finite > human[1])
         row["tail_recall"] = tail_recall(self._tail(), tok(list(texts), add_special_tokens=False)["input_ids"])
         row["embedding_diversity"] = float("nan")
         if self.cfg.embedding_diversity:
             if self._encoder is None:
                 self._encoder = local_sentence_encoder() or False
-            row["embedding_diversity"] = embedding_diversity(texts, self._encoder or None, self.cfg.embedding_samples, unit_seed)
+            row["embedding_diversity"] = embedding_diversity(texts, self._encoder or None, self.cfg.embedding_samples, unit_seed_)
         row["detector_score"] = float("nan")
         if self.cfg.detector:
             if not hasattr(self, "_detector"):
@@ -377,22 +484,28 @@ class ExperimentRun:
             row["detector_score"] = float(np.mean(self._detector.predict_proba(list(texts))))
         return row, [float(x) for x in ppl]
 
+    def run_key(self, key: UnitKey) -> None:
+        if key.condition is None:
+            self.run_gen0(key.seed)
+        else:
+            self.run_unit(key.seed, self._by_name[key.condition], key.generation)
+
     def run_gen0(self, seed: int) -> None:
         unit = self.unit_dir(seed, None, 0)
         if _is_done(unit):
             self.resumed += 1
             return
         _fresh(unit)
-        us = _unit_seed(seed, "gen0", 0)
+        us = unit_seed(seed, 0)
         human = _read_texts(self.setup_dir / "human")
         texts = human.column("text").to_pylist()
-        model, stats = self._train(texts, None, self.cfg.epochs, us, f"seed {seed} gen 0: train")
+        model, info = self._train(self.base, texts, None, self.cfg.epochs, us, f"seed {seed} gen 0: train")
         save_model(model, None, unit / "model")
         self._gen0[seed] = model
-        test_ppl = corpus_perplexity(model, *self._test_set(), self.cfg.eval_batch_size)
-        data, seq = self._data_metrics(seed, texts, us)
+        test_ppl = corpus_perplexity(model, *self._split("human-test"), self.cfg.eval_batch_size)
+        data, seq = self._data_metrics(seed, texts, us, None)
         gen_s = self._generate(model, human, unit / "generated", us, 1, [self.setup_dir / "human"], f"seed {seed} gen 0: generate")
-        self._finish(unit, seed, "*", 0, test_ppl, stats, gen_s, len(texts), float(len(texts)), 1.0, data, seq)
+        self._finish(unit, seed, "*", 0, test_ppl, info, gen_s, float(len(texts)), 1.0, data, seq)
 
     def run_unit(self, seed: int, cond: Condition, n: int) -> None:
         unit = self.unit_dir(seed, cond, n)
@@ -400,64 +513,72 @@ class ExperimentRun:
             self.resumed += 1
             return
         _fresh(unit)
-        us = _unit_seed(seed, cond.slug, n)
+        us = unit_seed(seed, n)
         g_n = self.generated_of(seed, cond, n)
         train_path = self._build_mix(seed, cond, n, unit, us)
         table = _read_texts(train_path)
         texts = table.column("text").to_pylist()
         weights = table.column("sample_weight").to_numpy(zero_copy_only=False).astype(np.float32) if "sample_weight" in table.column_names else None
         human_rows = sum(1 for o in table.column("origin").to_pylist() if o == Origin.HUMAN.value)
-        epochs = self.cfg.epochs_with_human if human_rows else self.cfg.epochs
-        model, stats = self._train(texts, weights, epochs, us, f"seed {seed} {cond.name} gen {n}: train")
-        test_ppl = corpus_perplexity(model, *self._test_set(), self.cfg.eval_batch_size)
-        g_texts = _read_texts(g_n).column("text").to_pylist()
-        data, seq = self._data_metrics(seed, g_texts, us)
+        epochs = self.cfg.epochs if cond.mix in ("replace", "accumulate-fixed") else self.cfg.epochs_with_human
+        start = self.base if self.cfg.start_from == "base" else self.gen0_model(seed)
+        model, info = self._train(start, texts, weights, epochs, us, f"seed {seed} {cond.name} gen {n}: train")
+        test_ppl = corpus_perplexity(model, *self._split("human-test"), self.cfg.eval_batch_size)
+        g0 = self._gen0_row(seed)
+        data, seq = self._data_metrics(seed, _read_texts(g_n).column("text").to_pylist(), us,
+                                       (g0["human_ppl_p1"], g0["human_ppl_p99"]))
         gen_s = 0.0
         if n < self.cfg.generations:
-            gen_s = self._generate(model, _read_texts(g_n), unit / "generated", us, n + 1, [g_n], f"seed {seed} {cond.name} gen {n}: generate")
+            prompts, parents = self._prompts(seed, cond, n)
+            gen_s = self._generate(model, prompts, unit / "generated", us, n + 1, [*parents, train_path],
+                                   f"seed {seed} {cond.name} gen {n}: generate")
         else:
             save_model(model, self.tokenizer, unit / "model")
         wsum = float(weights.sum()) if weights is not None else float(len(texts))
-        self._finish(unit, seed, cond.name, n, test_ppl, stats, gen_s, len(texts), wsum, human_rows / max(1, len(texts)), data, seq)
+        self._finish(unit, seed, cond.name, n, test_ppl, info, gen_s, wsum, human_rows / max(1, len(texts)), data, seq)
 
     def _build_mix(self, seed: int, cond: Condition, n: int, unit: Path, us: int) -> Path:
-        """Write the training mix of generation n (and its curated version); return what to train on."""
+        """Write the training mix of generation n (and its curated version); return what to train on.
+
+        replace / keep-human select with :func:`provkit.filters.mix.policy_selection` (the one
+        keep-human of ``prov filter --mix``); accumulate keeps the whole pool; accumulate-fixed
+        draws replace's record count uniformly from accumulate's pool.
+        """
         human_path = self.setup_dir / "human"
-        g_n = self.generated_of(seed, cond, n)
-        rng = np.random.default_rng(us)
-        if cond.mix == "replace":
-            sources = [(g_n, None)]
-        elif cond.mix == "keep-human":
-            size = Dataset.open(g_n).num_rows()
-            k = int(round(cond.human_fraction * size))
-            n_h = Dataset.open(human_path).num_rows()
-            sources = [(human_path, np.sort(rng.choice(n_h, size=min(k, n_h), replace=False))),
-                       (g_n, np.sort(rng.choice(size, size=size - min(k, n_h), replace=False)))]
+        pool = [human_path] + [self.generated_of(seed, cond, k) for k in range(1, n + 1)]
+        tables = [Dataset.open(p).read() for p in pool]
+        whole = pa.concat_tables(tables, promote_options="default")
+        is_human = np.array([o == Origin.HUMAN.value for o in whole.column("origin").to_pylist()], dtype=bool)
+        generation = np.concatenate([np.full(t.num_rows, k, dtype=np.int64) for k, t in enumerate(tables)])
+        uniform = seeded_uniform(whole.column("id"), us, salt="mix")  # the draw MixStep makes with seed = us
+        if cond.mix in ("replace", "keep-human"):
+            policy = MixConfig(policy=cond.mix, human_fraction=cond.human_fraction, seed=us)
+            keep = policy_selection(is_human, generation, uniform, policy)
+        elif cond.mix == "accumulate-fixed":
+            size = tables[-1].num_rows  # replace's record count: |G_n|
+            keep = np.zeros(whole.num_rows, dtype=bool)
+            keep[np.random.default_rng(us).choice(whole.num_rows, size=min(size, whole.num_rows), replace=False)] = True
         else:  # accumulate (and curated)
-            sources = [(human_path, None)] + [(self.generated_of(seed, cond, k), None) for k in range(1, n + 1)]
-        tables = []
-        for path, rows in sources:
-            t = Dataset.open(path).read()
-            tables.append(t if rows is None else t.take(pa.array(rows)))
-        mix = pa.concat_tables(tables, promote_options="default")
-        activity = Activity("experiment-mix", {"condition": cond.name, "generation": n}, used=[str(p.resolve()) for p, _ in sources])
-        with DatasetWriter(unit / "mix", activity, parents=[p for p, _ in sources]) as w:
+            keep = np.ones(whole.num_rows, dtype=bool)
+        mix = whole.filter(pa.array(keep))
+        used = [p for p, t, k in zip(pool, tables, np.split(keep, np.cumsum([t.num_rows for t in tables])[:-1])) if k.any()]
+        activity = Activity("experiment-mix", {"condition": cond.name, "generation": n, "seed": us},
+                            used=[str(p.resolve()) for p in used])
+        with DatasetWriter(unit / "mix", activity, parents=used) as w:
             w.write(mix)
         if cond.pipeline is None:
             return unit / "mix"
         run_filter(unit / "mix", unit / "curated", load_pipeline(cond.pipeline))
         return unit / "curated"
 
-    def _finish(self, unit: Path, seed: int, cond: str, n: int, test_ppl: float, stats: Any, gen_s: float,
-                rows: int, wsum: float, human_share: float, data: dict[str, Any], seq: list[float]) -> None:
+    def _finish(self, unit: Path, seed: int, cond: str, n: int, test_ppl: float, info: dict[str, Any], gen_s: float,
+                wsum: float, human_share: float, data: dict[str, Any], seq: list[float]) -> None:
         row = {
-            "seed": seed, "condition": cond, "generation": n, "test_ppl": test_ppl, "train_rows": rows,
-            "train_weight_sum": wsum, "human_share": human_share, "train_loss": stats.final_loss,
-            "train_tokens": stats.tokens, "train_seconds": stats.seconds, "generate_seconds": gen_s, **data,
+            "seed": seed, "condition": cond, "generation": n, "test_ppl": test_ppl, **info,
+            "train_weight_sum": wsum, "human_share": human_share, "generate_seconds": gen_s, **data,
         }
         write_json_atomic(unit / DONE, {"row": row, "seq_ppl": seq})
         self.done += 1
-        self.write_tables()
 
     # --- tables --------------------------------------------------------------
     def collect(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -487,28 +608,51 @@ class ExperimentRun:
             write_bytes_atomic(self.out / name, buf.getvalue().to_pybytes())
 
     # --- driver --------------------------------------------------------------
-    def run(self) -> RunSummary:
+    def graph(self) -> dict[UnitKey, list[UnitKey]]:
+        """Every unit and the units it needs: gen 0 of a seed, then each condition's chain at that seed."""
+        deps: dict[UnitKey, list[UnitKey]] = {}
+        for seed in self.cfg.seeds:
+            deps[UnitKey(seed, None, 0)] = []
+            for cond in self.conditions:
+                for n in range(1, self.cfg.generations + 1):
+                    prev = UnitKey(seed, None, 0) if n == 1 else UnitKey(seed, cond.name, n - 1)
+                    deps[UnitKey(seed, cond.name, n)] = [prev] + ([UnitKey(seed, None, 0)] if n > 1 else [])
+        return deps
+
+    def run(self, workers: int | None = None) -> RunSummary:
         t0 = time.perf_counter()
+        workers = default_workers() if workers is None else max(1, workers)
         self.check_config()
         with _torch_threads(self.cfg.threads), _hf_progress_bars_off():
             self.setup()
-            total = len(self.cfg.seeds) * (1 + len(self.conditions) * self.cfg.generations)
-            tick = self.report("experiment units", total)
-            for seed in self.cfg.seeds:
-                self.run_gen0(seed)
+            deps = self.graph()
+            todo = {k: [d for d in v if not _is_done(self.key_dir(d))] for k, v in deps.items() if not _is_done(self.key_dir(k))}
+            self.resumed += len(deps) - len(todo)
+            tick = self.report("experiment units", len(deps))
+            tick(len(deps) - len(todo))
+            order = {c.name: i for i, c in enumerate(self.conditions)}
+
+            def priority(k: UnitKey) -> tuple[int, int, int]:
+                return (k.generation, k.seed, -1 if k.condition is None else order[k.condition])
+
+            def done(key: UnitKey, _: Any) -> None:
+                if workers > 1:
+                    self.done += 1
                 tick(1)
-                for n in range(1, self.cfg.generations + 1):
-                    for cond in self.conditions:
-                        self.run_unit(seed, cond, n)
-                        tick(1)
+                self.write_tables()
+
+            run_graph(todo, self.run_key, workers=workers if len(todo) > 1 else 1, task=_worker_task,
+                      init=_worker_init, init_args=(self.cfg, str(self.out)), on_done=done, priority=priority,
+                      threads_per_worker=max(1, self.cfg.threads))
         self.write_tables()
         rows, _ = self.collect()
-        return RunSummary(self.out, self.done, self.resumed, time.perf_counter() - t0, rows)
+        return RunSummary(self.out, self.done, self.resumed, time.perf_counter() - t0, rows, workers)
 
 
-def run_experiment(cfg: ExperimentConfig, out: str | Path, reporter: Progress = quiet_progress) -> RunSummary:
-    """Run (or resume) the experiment ``cfg`` in directory ``out``."""
-    return ExperimentRun(cfg, out, reporter).run()
+def run_experiment(cfg: ExperimentConfig, out: str | Path, reporter: Progress = quiet_progress,
+                   workers: int | None = None) -> RunSummary:
+    """Run (or resume) the experiment ``cfg`` in directory ``out`` with ``workers`` processes (default: the cores)."""
+    return ExperimentRun(cfg, out, reporter).run(workers)
 
 
 def read_metrics(run: str | Path) -> tuple[pa.Table, pa.Table | None, dict[str, Any]]:

@@ -9,6 +9,18 @@ import numpy as np
 import pyarrow as pa
 
 DIVERSITY = ("vocab_diversity", "distinct_1", "distinct_2", "distinct_3", "self_bleu", "tail_recall", "embedding_diversity", "detector_score")
+TAILS = ("data_below_human_p1", "data_above_human_p99")
+LABELS = {
+    "test_ppl": "perplexity on human test blocks",
+    "vocab_diversity": "vocabulary diversity (unique / total words)",
+    "distinct_1": "distinct-1", "distinct_2": "distinct-2", "distinct_3": "distinct-3",
+    "self_bleu": "self-BLEU (higher = less diverse)",
+    "tail_recall": "tail-token recall",
+    "embedding_diversity": "embedding diversity (mean cosine distance)",
+    "detector_score": "detector P(model)",
+    "data_below_human_p1": "share of data below the human 1st percentile",
+    "data_above_human_p99": "share of data above the human 99th percentile",
+}
 
 
 def _plt():
@@ -20,91 +32,119 @@ def _plt():
     return plt
 
 
-def _by_condition(metrics: pa.Table, column: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """condition -> (generations, mean, min, max) over seeds."""
-    rows = metrics.select(["condition", "generation", column]).to_pylist()
+def _bands(by_generation: list[dict[str, Any]], metric: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """condition -> (generations, mean, 95 % low, 95 % high) from the statistics table."""
     out: dict[str, Any] = {}
+    rows = [r for r in by_generation if r["metric"] == metric]
     for cond in dict.fromkeys(r["condition"] for r in rows):
-        gens = sorted({r["generation"] for r in rows if r["condition"] == cond})
-        vals = [[r[column] for r in rows if r["condition"] == cond and r["generation"] == g] for g in gens]
-        vals = [np.asarray([v for v in vs if v is not None], dtype=float) for vs in vals]
-        out[cond] = (np.asarray(gens), np.array([np.nanmean(v) if v.size else np.nan for v in vals]),
-                     np.array([np.nanmin(v) if v.size else np.nan for v in vals]),
-                     np.array([np.nanmax(v) if v.size else np.nan for v in vals]))
+        g = sorted((r for r in rows if r["condition"] == cond), key=lambda r: r["generation"])
+        out[cond] = tuple(np.asarray([r[k] for r in g], dtype=float) for k in ("generation", "mean", "ci_low", "ci_high"))
     return out
 
 
-def plot_test_perplexity(metrics: pa.Table, path: Path) -> Path:
-    """Human-test perplexity vs generation, one line per condition, band = min..max over seeds."""
+def _has_values(by_generation: list[dict[str, Any]], metric: str) -> bool:
+    return any(r["metric"] == metric and np.isfinite(r["mean"]) for r in by_generation)
+
+
+def plot_metric(by_generation: list[dict[str, Any]], metric: str, path: Path, log: bool = False) -> Path:
+    """One metric vs generation: the mean over seeds per condition, band = its 95 % interval."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for cond, (g, mean, lo, hi) in _by_condition(metrics, "test_ppl").items():
-        ax.plot(g, mean, marker="o", label=cond)
-        ax.fill_between(g, lo, hi, alpha=0.2)
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for cond, (g, mean, lo, hi) in _bands(by_generation, metric).items():
+        line, = ax.plot(g, mean, marker="o", label=cond)
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        if ok.any():
+            ax.fill_between(g[ok], lo[ok], hi[ok], alpha=0.18, color=line.get_color())
+    n = max((r["n_seeds"] for r in by_generation if r["metric"] == metric), default=0)
     ax.set_xlabel("generation")
-    ax.set_ylabel("perplexity on human test blocks")
-    ax.set_title("Test perplexity across generations")
+    ax.set_ylabel(LABELS.get(metric, metric))
+    ax.set_title(f"{LABELS.get(metric, metric)}: mean over {n} seeds, band = 95 % interval")
+    if log:
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def plot_perplexity_histograms(seq: pa.Table, path: Path) -> Path:
-    """Per condition: histograms of per-sequence perplexity of each generation's data under the generation-0 model."""
+def plot_endpoints(endpoints: list[dict[str, Any]], headline: list[dict[str, Any]], path: Path) -> Path:
+    """The endpoint C of every seed per condition (dots), its mean and 95 % interval (bar)."""
+    plt = _plt()
+    conds = [r["condition"] for r in headline]
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.6 * max(1, len(conds))))
+    for i, cond in enumerate(conds):
+        vals = [r["C"] for r in endpoints if r["condition"] == cond]
+        ax.scatter(vals, [i] * len(vals), s=18, alpha=0.6, color="grey", zorder=2)
+        h = headline[i]
+        if np.isfinite(h["C_ci_low"]):
+            ax.plot([h["C_ci_low"], h["C_ci_high"]], [i, i], color="C0", lw=3, zorder=3)
+        ax.plot([h["C_mean"]], [i], "o", color="C0", ms=8, zorder=4)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(conds)), conds)
+    ax.invert_yaxis()
+    ax.set_xlabel("C = mean over generations 1..N of (log ppl_n − log ppl_0)   (> 0: collapse)")
+    ax.set_title("Collapse endpoint per seed (dots), mean and 95 % interval")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_perplexity_histograms(seq: pa.Table, path: Path, human: dict[str, float] | None = None) -> Path:
+    """Per condition: histograms of per-sequence perplexity of each generation's data under the generation-0 model
+    (all seeds pooled); dashed lines = the human data's 1st and 99th percentiles."""
     plt = _plt()
     rows = seq.to_pylist()
     conds = list(dict.fromkeys(r["condition"] for r in rows))
     gens = sorted({r["generation"] for r in rows})
     all_p = np.asarray([r["ppl"] for r in rows], dtype=float)
     all_p = all_p[np.isfinite(all_p) & (all_p > 0)]
-    bins = np.logspace(np.log10(all_p.min()), np.log10(all_p.max()), 40) if all_p.size else 10
-    fig, axes = plt.subplots(1, len(conds), figsize=(4.2 * len(conds), 3.6), squeeze=False, sharey=True)
+    bins = np.logspace(np.log10(all_p.min()), np.log10(all_p.max()), 50) if all_p.size else 10
+    cols = 2 if len(conds) > 1 else 1
+    nrows = -(-len(conds) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(7 * cols, 3.8 * nrows), squeeze=False, sharex=True)
     cmap = plt.get_cmap("viridis")
-    for ax, cond in zip(axes[0], conds):
+    for ax, cond in zip(axes.flat, conds):
         for g in gens:
             p = np.asarray([r["ppl"] for r in rows if r["condition"] == cond and r["generation"] == g], dtype=float)
             p = p[np.isfinite(p)]
             if p.size:
-                ax.hist(p, bins=bins, histtype="step", density=True, color=cmap(g / max(1, max(gens))), label=f"gen {g}")
+                ax.hist(p, bins=bins, histtype="step", density=True, lw=1.5, color=cmap(g / max(1, max(gens))),
+                        label="human (gen 0)" if g == 0 else f"gen {g}")
+        for key in ("p1", "p99"):
+            if human and np.isfinite(human.get(key, np.nan)):
+                ax.axvline(human[key], color="k", ls="--", lw=0.8)
         ax.set_xscale("log")
         ax.set_title(cond)
-        ax.set_xlabel("perplexity under generation-0 model")
-    axes[0][0].set_ylabel("density")
-    axes[0][-1].legend(fontsize=7)
+        ax.set_ylabel("density")
+        ax.grid(alpha=0.2)
+    for ax in axes.flat[len(conds):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("perplexity under the generation-0 model")
+    axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def plot_diversity(metrics: pa.Table, path: Path) -> Path:
-    """Each diversity metric vs generation, one line per condition."""
-    plt = _plt()
-    cols = [c for c in DIVERSITY if c in metrics.column_names and np.isfinite(np.asarray(metrics.column(c).to_pylist(), dtype=float)).any()]
-    fig, axes = plt.subplots(1, len(cols), figsize=(3.4 * len(cols), 3.4), squeeze=False)
-    for ax, col in zip(axes[0], cols):
-        for cond, (g, mean, lo, hi) in _by_condition(metrics, col).items():
-            ax.plot(g, mean, marker=".", label=cond)
-            ax.fill_between(g, lo, hi, alpha=0.15)
-        ax.set_title(col)
-        ax.set_xlabel("generation")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_run(metrics: pa.Table, seq: pa.Table | None, directory: Path) -> list[Path]:
-    """All figures of a run into ``directory``; returns their paths."""
+def plot_run(stats: dict[str, list[dict[str, Any]]], seq: pa.Table | None, directory: Path,
+             human: dict[str, float] | None = None) -> list[Path]:
+    """All figures of a run into ``directory`` (one legible figure per metric); returns their paths."""
     directory.mkdir(parents=True, exist_ok=True)
-    paths = [plot_test_perplexity(metrics, directory / "test_perplexity.png"), plot_diversity(metrics, directory / "diversity.png")]
+    by = stats["by_generation"]
+    paths = [plot_metric(by, "test_ppl", directory / "test_perplexity.png")]
+    if stats["headline"]:
+        paths.append(plot_endpoints(stats["endpoints"], stats["headline"], directory / "endpoints.png"))
     if seq is not None and seq.num_rows:
-        paths.insert(1, plot_perplexity_histograms(seq, directory / "perplexity_histograms.png"))
+        paths.append(plot_perplexity_histograms(seq, directory / "perplexity_histograms.png", human))
+    for metric in (*TAILS, *DIVERSITY):
+        if _has_values(by, metric):
+            paths.append(plot_metric(by, metric, directory / f"{metric}.png"))
     return paths
 
 
