@@ -324,8 +324,9 @@ class Ingest:
     def run(self, progress: Callable[[int, int], None] | None = None) -> IngestSummary:
         """Read every source, write the dataset, commit; ``progress(records, bytes)`` after each chunk."""
         start = time.perf_counter()
-        writer = DatasetWriter(self.out, self.activity, parents=self.cfg.parent_datasets,
-                               mode="append" if self.mode == "appended" else "create")
+        # "append" creates the dataset when there is none; which it was is known only under the writer's lock
+        writer = DatasetWriter(self.out, self.activity, parents=self.cfg.parent_datasets, mode="append")
+        self.mode = self.summary.mode = "appended" if writer.existing is not None else "created"
         with writer:
             if writer.existing is not None:
                 self._remember_existing_ids(writer.existing)
