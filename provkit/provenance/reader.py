@@ -18,6 +18,7 @@ from provkit.core.atomic import sha256_file
 from provkit.errors import DatasetError
 from provkit.provenance.readers.base import one_line
 from provkit.provenance.manifest import (
+    FORMAT,
     KINDS,
     MANIFEST,
     PROVENANCE,
@@ -59,9 +60,7 @@ class Dataset:
             ) from None
         except (OSError, RecursionError) as exc:
             raise DatasetError(f"{path / MANIFEST}: cannot read the manifest ({one_line(exc)})") from None
-        problem = manifest_problem(manifest)
-        if problem is None and SEAL in manifest:
-            problem = seal_problem(manifest)
+        problem = open_problem(manifest)
         if problem:
             raise DatasetError(f"{path / MANIFEST}: {problem}; run `prov verify {path}`")
         return cls(path, manifest, verify=verify)
@@ -100,9 +99,13 @@ class Dataset:
     def activities(self) -> list[dict[str, Any]]:
         return list(self.manifest.get("activities", []))
 
+    def provenance_path(self) -> Path:
+        """``provenance.json``, or the committed document a killed fallback commit left under its pending name."""
+        return provenance_path(self.path, self.manifest)
+
     def provenance(self) -> dict[str, Any]:
         try:
-            return read_json(self.path / PROVENANCE)
+            return read_json(self.provenance_path())
         except FileNotFoundError:
             return {}
 
@@ -129,6 +132,29 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({str(self.path)!r}, rows={self.num_rows()})"
+
+
+def open_problem(manifest: Any) -> str | None:
+    """Why a manifest cannot be trusted at all: not a provkit manifest, a broken seal (checked first), bad entries."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return f"not a provkit manifest (format field is not {FORMAT!r})"
+    if SEAL in manifest:
+        problem = seal_problem(manifest)
+        if problem:
+            return problem
+    return manifest_problem(manifest)
+
+
+def pending_provenance(root: Path, sha: str) -> Path:
+    """Where a commit without ``RENAME_EXCHANGE`` stages the PROV document until the manifest names it."""
+    return root / f".{PROVENANCE}.pending-{sha}"
+
+
+def provenance_path(root: Path, manifest: dict[str, Any]) -> Path:
+    want = manifest.get("provenance_sha256")
+    if isinstance(want, str) and want and pending_provenance(root, want).exists():
+        return pending_provenance(root, want)
+    return root / PROVENANCE
 
 
 def file_problem(root: Path, entry: dict[str, Any]) -> str | None:
@@ -175,7 +201,7 @@ def verify(path: str | Path) -> list[str]:
     try:
         ds = Dataset.open(path)
     except DatasetError as exc:
-        return [str(exc)]
+        return [str(exc).split("; run `prov verify")[0]]
     problem = seal_problem(ds.manifest)
     if problem:
         return [f"{path / MANIFEST}: {problem}"]
@@ -203,7 +229,7 @@ def verify(path: str | Path) -> list[str]:
         if entry["kind"] in ("data", "rejects"):
             for p in check_schema(meta.schema.to_arrow_schema()):
                 problems.append(f"{file}: {p}")
-    prov = path / PROVENANCE
+    prov = ds.provenance_path()
     want = ds.manifest.get("provenance_sha256")
     if want:
         if not prov.exists():

@@ -46,7 +46,7 @@ from provkit.core.atomic import (
 )
 from provkit.errors import DatasetError
 from provkit.provenance.manifest import FORMAT, KINDS, MANIFEST, PROVENANCE, Activity, iso, seal
-from provkit.provenance.reader import Dataset
+from provkit.provenance.reader import Dataset, pending_provenance
 from provkit.provenance.schema import SCHEMA, SCHEMA_VERSION, conform, utcnow
 
 
@@ -273,6 +273,12 @@ class DatasetWriter:
         """Delete parts that no manifest lists: leftovers of a killed commit."""
         assert self.existing is not None
         listed = {f["path"] for f in self.existing.manifest["files"]}
+        want = self.existing.manifest.get("provenance_sha256")
+        for pending in self.target.glob(f".{PROVENANCE}.pending-*"):
+            if want and pending == pending_provenance(self.target, want):
+                os.replace(pending, self.target / PROVENANCE)  # finish a killed fallback commit
+            else:
+                pending.unlink()  # staged by a commit killed before its manifest
         for kind in KINDS:
             d = self.target / kind
             if d.is_dir():
@@ -400,7 +406,8 @@ class DatasetWriter:
         provenance = self._provenance_document(new_entries)
         prov_bytes = (json.dumps(provenance, indent=2, default=str) + "\n").encode()
         write_bytes_atomic(self.workdir / PROVENANCE, prov_bytes)
-        manifest = self._manifest(base_files + new_entries + side_entries, hashlib.sha256(prov_bytes).hexdigest())
+        self._provenance_sha = hashlib.sha256(prov_bytes).hexdigest()
+        manifest = self._manifest(base_files + new_entries + side_entries, self._provenance_sha)
         crash_point("before-manifest")
         write_json_atomic(self.workdir / MANIFEST, seal(manifest))
         crash_point("before-publish")
@@ -419,11 +426,17 @@ class DatasetWriter:
             return
         if not exchange_paths(self.workdir, self.target):
             # append without exchange: the manifest, renamed last, is the commit point
-            for rel in new_paths + [PROVENANCE, MANIFEST]:
-                if rel == MANIFEST:
-                    crash_point("before-manifest-rename")
+            # (parts first: unlisted until then; the PROV document under a pending name the new manifest
+            # names by its sha256, so a crash in between leaves the old or the new pair, never a mix)
+            for rel in new_paths:
                 (self.target / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self.workdir / rel, self.target / rel)
+            pending = pending_provenance(self.target, self._provenance_sha)
+            os.replace(self.workdir / PROVENANCE, pending)
+            crash_point("before-manifest-rename")
+            os.replace(self.workdir / MANIFEST, self.target / MANIFEST)
+            crash_point("before-provenance-rename")
+            os.replace(pending, self.target / PROVENANCE)
         else:
             crash_point("after-exchange")
         shutil.rmtree(self.workdir, ignore_errors=True)  # after an exchange: the previous version
