@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import write_jsonl
+
 from provkit.errors import InputError
 from provkit.provenance import (
     Activity,
@@ -258,7 +258,7 @@ def test_dangling_parent_ids_follow_on_error(tmp_path):
         {"id": "a", "text": "root"}, {"id": "b", "text": "child", "p": "a"},
         {"id": "c", "text": "orphan", "p": ["a", "ghost"]},
     ])
-    cfg = dict(id_field="id", parent_field="p")
+    cfg = {"id_field": "id", "parent_field": "p"}
     with pytest.raises(InputError, match="line 3: dangling parent id 'ghost'"):
         ingest([str(src)], tmp_path / "ds", IngestConfig(**cfg))
     assert not (tmp_path / "ds").exists()

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import DOCS, write_jsonl
 from typer.testing import CliRunner
 
-from conftest import DOCS, write_jsonl
 from provkit.cli import app
 from provkit.errors import InputError
 from provkit.provenance import (

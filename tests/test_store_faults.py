@@ -17,10 +17,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import write_jsonl
+
 from provkit.errors import DatasetError
-from provkit.provenance import Activity, Dataset, DatasetWriter, dataset_stats, export_dataset, ingest, make_batch, verify
+from provkit.provenance import (
+    Activity,
+    Dataset,
+    DatasetWriter,
+    dataset_stats,
+    export_dataset,
+    ingest,
+    make_batch,
+    verify,
+)
 from provkit.provenance import writer as writer_mod
 from provkit.provenance.manifest import SEAL, seal
 
@@ -152,7 +161,7 @@ def test_kill_inside_append_commit_leaves_old_or_new(tmp_path, point, exchange):
     _make(ds)
     env = {**os.environ, writer_mod.CRASH_ENV: point, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(ds), "append", exchange], env=env,
-                          capture_output=True, timeout=120)
+                          capture_output=True, timeout=120, check=False)
     reached = proc.returncode == -signal.SIGKILL
     assert reached or proc.returncode == 0, proc.stderr.decode()[-2000:]
     ids = _ids(ds)
@@ -175,7 +184,7 @@ def test_kill_inside_create_commit_leaves_nothing_or_the_dataset(tmp_path, point
     ds = tmp_path / "ds"
     env = {**os.environ, writer_mod.CRASH_ENV: point, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(ds), "create", "exchange"], env=env,
-                          capture_output=True, timeout=120)
+                          capture_output=True, timeout=120, check=False)
     assert proc.returncode == -signal.SIGKILL
     if ds.exists():
         assert len(_ids(ds)) == 50 and verify(ds) == []
@@ -235,9 +244,9 @@ def test_os_errors_while_writing_are_one_line(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(ds))
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
-    with pytest.raises(DatasetError, match="No space left on device.*nothing was committed"):
-        with DatasetWriter(ds, Activity("test")) as w:
-            w.write(_batch("x", 3))
+    with pytest.raises(DatasetError, match="No space left on device.*nothing was committed"), \
+            DatasetWriter(ds, Activity("test")) as w:
+        w.write(_batch("x", 3))
     assert not ds.exists() and not list(tmp_path.glob(".ds.tmp-*"))
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -15,9 +15,10 @@ Every export is streamed batch by batch and written atomically.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 from urllib.parse import quote
 
 import pyarrow as pa

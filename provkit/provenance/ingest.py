@@ -21,9 +21,10 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -47,7 +48,14 @@ from provkit.provenance.readers import (
     scan_sources,
     type_reason,
 )
-from provkit.provenance.schema import ORIGINS, Evidence, Generator, Origin, make_batch, utcnow
+from provkit.provenance.schema import (
+    ORIGINS,
+    Evidence,
+    Generator,
+    Origin,
+    make_batch,
+    utcnow,
+)
 from provkit.provenance.writer import DatasetWriter
 
 ON_ERROR = ("fail", "skip")
@@ -208,13 +216,13 @@ class _Problems:
         self.reason = np.full(n, None, dtype=object)
 
     def flag(self, mask: Any, reason: str | Callable[[int], str]) -> None:
-        mask = np.asarray(mask, dtype=bool) & (self.reason == None)  # noqa: E711 - elementwise
+        mask = np.asarray(mask, dtype=bool) & (self.reason == None)
         for i in np.flatnonzero(mask):
             self.reason[i] = reason(int(i)) if callable(reason) else reason
 
     @property
     def bad(self) -> np.ndarray:
-        return self.reason != None  # noqa: E711
+        return self.reason != None
 
 
 def _mask(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:

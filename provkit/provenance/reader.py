@@ -8,15 +8,15 @@ provenance hash, unlisted leftovers of an interrupted commit), one line each.
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from provkit.core.atomic import sha256_file
 from provkit.errors import DatasetError
-from provkit.provenance.readers.base import one_line
 from provkit.provenance.manifest import (
     FORMAT,
     KINDS,
@@ -27,6 +27,7 @@ from provkit.provenance.manifest import (
     read_json,
     seal_problem,
 )
+from provkit.provenance.readers.base import one_line
 from provkit.provenance.schema import check_schema
 
 
@@ -40,7 +41,7 @@ class Dataset:
         self._checked: set[str] = set()
 
     @classmethod
-    def open(cls, path: str | Path, *, verify: bool = True) -> "Dataset":
+    def open(cls, path: str | Path, *, verify: bool = True) -> Dataset:
         """Open the dataset at ``path``: its manifest must be well formed and its seal must hold.
 
         With ``verify`` (the default) every part is checked against the size

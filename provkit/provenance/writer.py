@@ -29,8 +29,9 @@ import shutil
 import signal
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,10 +46,17 @@ from provkit.core.atomic import (
     write_json_atomic,
 )
 from provkit.errors import DatasetError
-from provkit.provenance.manifest import FORMAT, KINDS, MANIFEST, PROVENANCE, Activity, iso, seal
+from provkit.provenance.manifest import (
+    FORMAT,
+    KINDS,
+    MANIFEST,
+    PROVENANCE,
+    Activity,
+    iso,
+    seal,
+)
 from provkit.provenance.reader import Dataset, pending_provenance
 from provkit.provenance.schema import SCHEMA, SCHEMA_VERSION, conform, utcnow
-
 
 CRASH_ENV = "PROVKIT_TEST_CRASH_AT"
 """Fault-injection hook for the store's tests: the commit kills its own process (SIGKILL) at this point."""
@@ -524,7 +532,7 @@ class DatasetWriter:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

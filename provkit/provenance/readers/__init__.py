@@ -18,9 +18,9 @@ import os
 import re
 import stat
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Iterator
 
 import pyarrow as pa
 
@@ -33,12 +33,12 @@ from provkit.provenance.readers.base import (
     RAW_KEEP,
     SOURCE,
     SPLITS,
+    UNSUPPORTED_COMPRESSIONS,
     BadRecord,
     FieldMap,
     RawChunk,
     ReadOptions,
     Source,
-    UNSUPPORTED_COMPRESSIONS,
     codec_problem,
     compression_of,
     empty,
@@ -65,9 +65,27 @@ SUFFIXES: dict[str, str] = {
 PREFIXES: dict[str, str] = {mod.PREFIX: kind for kind, mod in FORMATS.items() if getattr(mod, "PREFIX", None)}
 
 __all__ = [
-    "FORMATS", "SUFFIXES", "PREFIXES", "POS", "PROV", "RAW_KEEP", "SOURCE", "SPLITS", "BadRecord", "FieldMap", "RawChunk",
-    "ReadOptions", "Resolved", "Skipped", "Source", "one_line", "parse_hf_uri", "read_source", "resolve_sources",
-    "scan_sources", "type_reason",
+    "FORMATS",
+    "POS",
+    "PREFIXES",
+    "PROV",
+    "RAW_KEEP",
+    "SOURCE",
+    "SPLITS",
+    "SUFFIXES",
+    "BadRecord",
+    "FieldMap",
+    "RawChunk",
+    "ReadOptions",
+    "Resolved",
+    "Skipped",
+    "Source",
+    "one_line",
+    "parse_hf_uri",
+    "read_source",
+    "resolve_sources",
+    "scan_sources",
+    "type_reason",
 ]
 
 
@@ -100,8 +118,8 @@ def classify(path: str) -> tuple[str | None, str | None]:
     if ext in COMPRESSIONS and os.path.splitext(base)[1] in BASE_SUFFIXES:
         return None, f"a compressed {os.path.splitext(base)[1]} file ({ext}) is not supported; decompress it first"
     if ext in UNSUPPORTED_COMPRESSIONS or ext in COMPRESSIONS:
-        return None, f"compressed ({ext}) with no known format inside, or a compression provkit does not read; " \
-                     f"use {_known_inputs()}"
+        return None, (f"compressed ({ext}) with no known format inside, or a compression provkit does not read; "
+                      f"use {_known_inputs()}")
     return None, f"unknown file type; use {_known_inputs()}"
 
 
@@ -225,8 +243,7 @@ def _walk(root: str, out: Resolved, hidden_ok: bool) -> Iterator[tuple[str, str]
 def _glob_regex(pattern: str) -> re.Pattern[str]:
     """A shell glob (``*``, ``?``, ``[...]``, ``**`` for any depth) as a regex over '/'-separated paths."""
     pattern = pattern.replace(os.sep, "/")
-    if pattern.startswith("./"):
-        pattern = pattern[2:]
+    pattern = pattern.removeprefix("./")
     out, i = [], 0
     while i < len(pattern):
         if pattern.startswith("**/", i):

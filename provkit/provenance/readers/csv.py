@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 from collections import deque
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from provkit.provenance.readers.base import (
     BadRecord,
@@ -33,7 +34,7 @@ class _Lines:
         self.consumed: list[str] = []
         self.line = 0  # physical lines handed out so far
 
-    def __iter__(self) -> "_Lines":
+    def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
