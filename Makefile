@@ -20,6 +20,7 @@ demo: install
 	bash scripts/demo.sh $(DEMO_OUT)
 
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-slow: install

@@ -41,7 +41,7 @@ from sklearn.metrics import roc_auc_score
 from provkit.filters.detector import DetectorConfig, detector_metrics, train_detector
 from provkit.filters.detector.lm import LMFeaturizer
 from provkit.provenance import builtin_texts
-from provkit.train import (
+from provkit.lm import (
     DecodingConfig,
     TinyOPTConfig,
     TrainConfig,

@@ -39,11 +39,10 @@ import rensa  # noqa: E402
 from datasketch import MinHash  # noqa: E402
 from scipy.sparse import csr_matrix  # noqa: E402
 
-from provkit.filters import (  # noqa: E402
+from provkit.filters.dedup import NearDupConfig  # noqa: E402
+from provkit.filters.lsh import band_hashes, candidate_pairs  # noqa: E402
+from provkit.filters.minhash import (  # noqa: E402
     MinHashConfig,
-    NearDupConfig,
-    band_hashes,
-    candidate_pairs,
     minhash_signatures,
     permutations,
     shingle_hashes,

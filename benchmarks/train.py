@@ -17,8 +17,9 @@ import time
 import torch
 
 from provkit.provenance import builtin_texts
-from provkit.train import (DecodingConfig, TinyOPTConfig, TrainConfig, build_tiny_opt, clone_model, generate_continuations,
-                           load_experiment_config, make_blocks, pad_left, pad_right, run_experiment, train_bpe_tokenizer, train_lm)
+from provkit.lm import (DecodingConfig, TinyOPTConfig, TrainConfig, build_tiny_opt, clone_model, generate_continuations,
+                        make_blocks, pad_left, pad_right, train_bpe_tokenizer, train_lm)
+from provkit.train import load_experiment_config, run_experiment
 
 
 def plain_train(model, ids, mask, cfg: TrainConfig) -> float:

@@ -15,8 +15,32 @@ from typing import Any, Callable, List, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from provkit.core import progress as core_progress
+from provkit.core.progress import Advance
+from provkit.engines import get_engine, get_ingest
 from provkit.errors import ProvkitError
+from provkit.filters import FilterFlags, resolve_pipeline, run_pipeline
+from provkit.filters.detector import (
+    DetectorConfig,
+    load_detector,
+    read_labelled,
+    save_detector,
+    score_dataset,
+    train_detector_on_dataset,
+)
+from provkit.provenance import Dataset, IngestConfig, dataset_info, dataset_stats, export_dataset, lineage, verify
+from provkit.train import (
+    ToyConfig,
+    compare_runs,
+    load_experiment_config,
+    run_experiment,
+    run_toy,
+    write_report,
+    write_toy,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="provkit: training-data provenance, curation and the model-collapse experiment.")
 detector_app = typer.Typer(no_args_is_help=True, help="Train, evaluate and apply human-vs-model text detectors.")
@@ -49,10 +73,8 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def _count_progress(description: str, total: int) -> tuple[Any, Callable[..., None]]:
-    """A rich progress bar on stderr counting items; returns (bar, advance(n, description=None))."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+def _count_progress(description: str, total: int) -> tuple[Progress, Advance]:
+    """A rich bar on stderr counting items; returns (bar, its :class:`provkit.core.progress.Advance`)."""
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=err, transient=True, disable=not err.is_terminal)
     task = bar.add_task(description, total=max(total, 1))
@@ -68,8 +90,6 @@ def _count_progress(description: str, total: int) -> tuple[Any, Callable[..., No
 
 def _ingest_progress(total_bytes: int | None) -> Any:
     """A rich progress bar on stderr: bytes when the input size is known, else records."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
-
     columns = [TextColumn("ingest"), BarColumn(), DownloadColumn() if total_bytes else TextColumn("{task.completed:,.0f} records"),
                TextColumn("{task.fields[records]:,} records") if total_bytes else TextColumn(""), TimeElapsedColumn()]
     return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
@@ -103,9 +123,6 @@ def ingest_command(
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Turn text, JSONL, CSV, Parquet or Hugging Face data into a provenance-tagged Parquet dataset."""
-    from provkit.engines import get_ingest
-    from provkit.provenance import IngestConfig
-
     cfg = IngestConfig(origin=origin, text_field=text_field, id_field=id_field, origin_field=origin_field,
                        parent_field=parent_field, generator_model=generator_model, generation=generation,
                        dataset=dataset, license=license, split=split, on_error=on_error,
@@ -139,8 +156,6 @@ def inspect_command(
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
 ) -> None:
     """Schema, files, sizes and provenance activities of a dataset."""
-    from provkit.provenance import dataset_info
-
     info = dataset_info(ds)
     if json_out:
         print_json(info)
@@ -169,8 +184,6 @@ def stats_command(
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
 ) -> None:
     """Counts by origin, generator, generation, dataset and source; text length and token summaries."""
-    from provkit.provenance import dataset_stats
-
     st = dataset_stats(ds)
     if json_out:
         print_json(st)
@@ -202,8 +215,6 @@ def lineage_command(
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
 ) -> None:
     """A record's ancestors through parent_ids, across parent datasets, up to the roots."""
-    from provkit.provenance import lineage
-
     nodes = lineage(ds, record_id)
     if json_out:
         print_json([n.to_json() for n in nodes])
@@ -224,8 +235,6 @@ def lineage_command(
 @friendly_errors
 def verify_command(ds: Path = typer.Argument(..., help="dataset directory")) -> None:
     """Re-hash every file against the manifest, check schema and row counts; exit 1 on any problem."""
-    from provkit.provenance import verify
-
     problems = verify(ds)
     for p in problems:
         _say(p, err)
@@ -242,8 +251,6 @@ def export_command(
     out_path: Path = typer.Option(..., "--out", "-o", help="output file"),
 ) -> None:
     """Export records (JSONL), provenance (W3C PROV-JSON) or a Croissant description."""
-    from provkit.provenance import export_dataset
-
     n = export_dataset(ds, to, out_path)
     _say(f"wrote {out_path} ({to}, {n:,} records)")
 
@@ -276,9 +283,6 @@ def filter_command(
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
 ) -> None:
     """Curate a dataset: dedup, quality, detector, tail weighting, mixing; writes kept + rejects + report."""
-    from provkit.filters import FilterFlags, resolve_pipeline, run_filter
-    from provkit.provenance import Dataset
-
     flags = FilterFlags(
         dedup=tuple(d.strip() for d in dedup.split(",") if d.strip()) if dedup else (),
         minhash_threshold=minhash_threshold, quality=quality, detector=detector, max_model_prob=max_model_prob,
@@ -286,11 +290,10 @@ def filter_command(
         mix_records=mix_records, mix_tokens=mix_tokens, mix_alpha=mix_alpha, seed=seed,
     )
     pipeline = resolve_pipeline(config, flags)
+    runner = get_engine(engine, ray_address)
     bar, advance = _count_progress("filter", 2 * Dataset.open(src).num_rows())  # the score and write passes
     with bar:
-        result = run_filter(src, out_path, pipeline, engine=engine, progress=advance,
-                            overwrite=overwrite,
-                            engine_options={"address": ray_address} if ray_address else None)
+        result = run_pipeline(src, out_path, pipeline, runner, progress=advance, overwrite=overwrite)
     report = result.report
     if as_json:
         print_json(report)
@@ -332,8 +335,6 @@ def detector_train(
     as_json: bool = typer.Option(False, "--json", help="print the held-out figures as JSON"),
 ) -> None:
     """Train a human-vs-model detector on DATASETS (origin unknown/mixed records are skipped) and save it."""
-    from provkit.filters.detector import DetectorConfig, read_labelled, save_detector, train_detector_on_dataset
-
     config = DetectorConfig(kind=kind, model=model, seed=seed, test_fraction=test_fraction, C=c,
                             threshold=threshold, max_length=max_length).validate()
     data = read_labelled(datasets)
@@ -359,8 +360,6 @@ def detector_eval(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """AUROC, TPR at 1% and 5% FPR, calibration error and confusion of DET on the labelled records of DATASETS."""
-    from provkit.filters.detector import load_detector, read_labelled
-
     detector = load_detector(det)
     data = read_labelled(datasets)
     bar, advance = _count_progress("scoring", len(data.texts))
@@ -384,9 +383,6 @@ def detector_score(
     as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
 ) -> None:
     """Write DS with detector_score = calibrated P(model) into a new dataset (parent: DS)."""
-    from provkit.filters.detector import load_detector, score_dataset
-    from provkit.provenance import Dataset
-
     detector = load_detector(det)
     bar, advance = _count_progress("scoring", Dataset.open(ds).num_rows())
     with bar:
@@ -403,14 +399,13 @@ def detector_score(
 # ---------------------------------------------------------------- experiment commands
 
 
-def _experiment_progress():  # -> (rich Progress, reporter)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+def _experiment_progress() -> tuple[Progress, core_progress.Progress]:
+    """Rich bars on stderr and the :class:`provkit.core.progress.Progress` that opens them (one per task)."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, transient=False)
     tasks: dict[str, Any] = {}
 
-    def reporter(desc: str, total: int) -> Callable[[int], None]:
+    def reporter(desc: str, total: int) -> Advance:
         if desc == "experiment units":
             task = tasks.setdefault(desc, progress.add_task(desc, total=total))
         else:
@@ -436,8 +431,6 @@ def experiment_run(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train generation after generation on the previous generation's text, under each condition."""
-    from provkit.train import load_experiment_config, run_experiment, write_report
-
     cfg = load_experiment_config(config, preset, model=model, corpus=corpus, generations=generations, detector=detector)
     progress, reporter = _experiment_progress()
     with progress:
@@ -465,8 +458,6 @@ def experiment_run(
 @friendly_errors
 def experiment_report(run: Path = typer.Argument(..., help="run directory"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Write RUN/report.md and a self-contained RUN/report.html with figures, tables and the config."""
-    from provkit.train import write_report
-
     md, html_path = write_report(run)
     if as_json:
         print_json({"markdown": str(md), "html": str(html_path)})
@@ -478,10 +469,6 @@ def experiment_report(run: Path = typer.Argument(..., help="run directory"), as_
 @friendly_errors
 def experiment_compare(runs: List[Path] = typer.Argument(..., help="run directories"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Put runs side by side: test perplexity at generation 0 and at the last generation per condition."""
-    from rich.table import Table
-
-    from provkit.train import compare_runs
-
     rows = compare_runs(runs)
     if as_json:
         print_json(rows)
@@ -505,8 +492,6 @@ def experiment_toy(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The theory's toy loop: fit a Gaussian (or 2-component mixture) to M samples, sample M from the fit, repeat."""
-    from provkit.train import ToyConfig, run_toy, write_toy
-
     result = run_toy(ToyConfig(kind=kind, samples=samples, generations=generations, repeats=repeats, seed=seed))
     png, js = write_toy(result, out_dir)
     rows = result.summary()

@@ -19,7 +19,7 @@ import torch
 from provkit.filters.detector import DetectorConfig, DetectorError, load_detector, save_detector, train_detector
 from provkit.filters.detector.lm import FEATURES, LMFeaturizer, resolve_lm_model, token_statistics
 from provkit.provenance import iter_builtin
-from provkit.train import (
+from provkit.lm import (
     DecodingConfig,
     TinyOPTConfig,
     TrainConfig,
@@ -55,7 +55,7 @@ def model_dir(tmp_path_factory, docs) -> Path:
 @pytest.fixture(scope="module")
 def corpus(model_dir, docs) -> tuple[list[str], list[str]]:
     """(human, model) texts of 8 + LENGTH tokens each: a human prompt and its human or model continuation."""
-    from provkit.train import load_model
+    from provkit.lm import load_model
 
     model, tok = load_model(model_dir)
     enc = [tok(t, add_special_tokens=False)["input_ids"] for t in docs[300:]]

@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 from filter_fixtures import bigram_model_texts, human_texts, write_dataset
 from provkit.cli import app
 from provkit.errors import ConfigError
-from provkit.filters import DetectorStep, DetectorStepConfig, parse_pipeline, run_filter
+from provkit.engines import run_filter
+from provkit.filters import parse_pipeline
+from provkit.filters.steps import DetectorStep, DetectorStepConfig
 from provkit.filters.detector import DetectorConfig, load_detector, save_detector, train_detector
 from provkit.filters.tail import capped_weights
 from provkit.provenance import Dataset, make_batch, verify

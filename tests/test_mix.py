@@ -7,7 +7,9 @@ import pytest
 
 from filter_fixtures import bigram_model_texts, human_texts, write_dataset
 from provkit.errors import ConfigError
-from provkit.filters import count_tokens, parse_pipeline, run_filter
+from provkit.core.text import count_tokens
+from provkit.engines import run_filter
+from provkit.filters import parse_pipeline
 from provkit.filters.mix import MixConfig, group_quotas, loss_weights, parse_mix_flag
 from provkit.provenance import Dataset
 

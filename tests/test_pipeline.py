@@ -15,8 +15,8 @@ from provkit.filters import (
     load_pipeline,
     parse_pipeline,
     pipeline_from_flags,
-    run_filter,
 )
+from provkit.engines import run_filter
 from provkit.provenance import COLUMNS, Activity, Dataset, DatasetWriter, verify
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from filter_fixtures import bigram_model_texts, human_texts, write_dataset
-from provkit.filters import parse_pipeline, run_filter
+from provkit.engines import run_filter
+from provkit.filters import parse_pipeline
 from provkit.filters.step import combine_weights
 from provkit.provenance import Dataset
 

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from filter_fixtures import human_texts, write_dataset
 from provkit.cli import app
 from provkit.errors import ConfigError
-from provkit.filters import parse_pipeline, quality_reasons, quality_scores
+from provkit.filters import parse_pipeline
+from provkit.filters.quality import quality_reasons, quality_scores
 from provkit.filters.quality import SCORE_NAMES
 from provkit.filters.steps import QualityStep, QualityStepConfig
 from provkit.provenance import Dataset, make_batch, verify

@@ -8,7 +8,7 @@ import pytest
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as scipy_components
 
-from provkit.engines import ray_components as rc
+from provkit.engines.ray import components as rc
 
 
 def expected_components(u: np.ndarray, v: np.ndarray) -> dict[int, int]:

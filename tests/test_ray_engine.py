@@ -11,7 +11,8 @@ import pytest
 
 from filter_fixtures import bigram_model_texts, human_texts, write_dataset
 from provkit.engines import get_engine
-from provkit.filters import BaseStep, FilterFlags, pipeline_from_flags, run_filter
+from provkit.engines import run_filter
+from provkit.filters import BaseStep, FilterFlags, pipeline_from_flags
 from provkit.provenance import Activity, Dataset, DatasetWriter, verify
 
 pytestmark = pytest.mark.ray
@@ -112,7 +113,8 @@ def test_chains_through_prov_filter_on_both_engines(tmp_path, ray_local):
     from typer.testing import CliRunner
 
     from provkit.cli import app
-    from provkit.filters import NearDupConfig, estimate_jaccard, signatures
+    from provkit.filters.dedup import NearDupConfig
+    from provkit.filters.minhash import estimate_jaccard, signatures
 
     src, ids = chain_corpus(tmp_path / "in")
     threshold = 0.86

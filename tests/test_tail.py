@@ -10,7 +10,9 @@ import pytest
 
 from filter_fixtures import human_texts, write_dataset
 from provkit.errors import ConfigError
-from provkit.filters import TailConfig, capped_weights, parse_pipeline, run_filter
+from provkit.engines import run_filter
+from provkit.filters import parse_pipeline
+from provkit.filters.tail import TailConfig, capped_weights
 from provkit.filters.tail import UnigramModel, weighted_sample_keys, word_tokens
 from provkit.provenance import Dataset
 

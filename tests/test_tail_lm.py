@@ -14,10 +14,12 @@ from typer.testing import CliRunner
 from filter_fixtures import human_texts, write_dataset
 from provkit.cli import app
 from provkit.errors import ConfigError
-from provkit.filters import TailConfig, TailStep, parse_pipeline, run_filter
+from provkit.engines import run_filter
+from provkit.filters import parse_pipeline
+from provkit.filters.tail import TailConfig, TailStep
 from provkit.filters.tail import LMSurprisal
 from provkit.provenance import Dataset, make_batch
-from provkit.train import (
+from provkit.lm import (
     TinyOPTConfig,
     TrainConfig,
     build_tiny_opt,

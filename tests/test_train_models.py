@@ -10,7 +10,7 @@ import torch
 
 from provkit.errors import ConfigError
 from provkit.provenance import iter_builtin
-from provkit.train import (
+from provkit.lm import (
     DecodingConfig,
     TinyOPTConfig,
     TrainConfig,

@@ -1,65 +1,72 @@
-"""Engines: executors of a filter pipeline's steps (local streaming; Ray Data in ``ray``).
+"""Engines: executors of a filter pipeline's steps (local streaming; Ray Data in :mod:`.ray`).
 
-``get_engine("local" | "ray", address=None, **options)`` returns an object with
-``run(dataset, steps, writer, progress) -> EngineResult``.  Names are loaded
-lazily: :mod:`provkit.filters` imports this package and the engines import the
-Step protocol from :mod:`provkit.filters`, so nothing is imported at package
-import time (workers that only need :mod:`provkit.engines.ray_components`
-import no filter code).
+Each engine implements :class:`provkit.filters.engine.Engine` (``name`` and
+``run(dataset, steps, writer, progress) -> EngineResult``).  :data:`ENGINES`
+is the one name -> class table (``prov filter --engine``); :data:`INGESTS`
+the same for ``prov ingest --engine``.  A new engine is one module here plus
+one line in each table it serves.
+
+``run_filter(IN, OUT, config, engine="local")`` is the convenience entry:
+it builds the named engine and calls :func:`provkit.filters.run_pipeline`.
 """
 
 from __future__ import annotations
 
-import importlib
+from pathlib import Path
 from typing import Any
 
-_LAZY = {
-    "EngineResult": "local", "LocalEngine": "local", "StepStats": "local", "decide_column_names": "local",
-    "decide_step": "local", "score_batch": "local",
-    "RayEngine": "ray", "RayOptions": "ray", "start_ray": "ray",
-    "ClusteringStats": "ray_components", "bucket_candidate_pairs": "ray_components",
-    "cluster_band_hashes": "ray_components", "connected_components": "ray_components",
-    "RayIngest": "ray_ingest",
-}
-ENGINES = ("local", "ray")
+from provkit.core.progress import Advance
+from provkit.engines.local import LocalEngine
+from provkit.engines.ray import RayEngine, RayIngest, RayOptions, start_ray
+from provkit.errors import ConfigError
+from provkit.filters.config import PipelineConfig
+from provkit.filters.engine import Engine, EngineResult, StepStats
+from provkit.filters.pipeline import FilterResult, run_pipeline
+from provkit.provenance import Ingest, IngestConfig
 
-__all__ = [*_LAZY, "ENGINES", "get_engine", "get_ingest"]
+ENGINES: dict[str, type] = {"local": LocalEngine, "ray": RayEngine}
+"""Engine name -> class; ``address`` (a Ray cluster) is only valid where the class takes it."""
 
+INGESTS: dict[str, type] = {"local": Ingest, "ray": RayIngest}
+"""Ingest engine name -> class with ``run(progress) -> IngestSummary``."""
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'provkit.engines' has no attribute {name!r}")
-    if module != "ray_components":
-        importlib.import_module("provkit.filters")  # load the Step protocol first (breaks the import cycle)
-    return getattr(importlib.import_module(f"provkit.engines.{module}"), name)
+__all__ = ["ENGINES", "INGESTS", "Engine", "EngineResult", "LocalEngine", "RayEngine", "RayOptions", "StepStats",
+           "get_engine", "get_ingest", "run_filter", "start_ray"]
 
 
-def get_engine(name: str = "local", address: str | None = None, **options: Any) -> Any:
+def _lookup(table: dict[str, type], name: str, address: str | None) -> type:
+    if name not in table:
+        raise ConfigError(f"--engine: expected one of {', '.join(table)}, got {name!r}")
+    if address and name == "local":
+        raise ConfigError("--ray-address: only valid with --engine ray")
+    return table[name]
+
+
+def get_engine(name: str = "local", address: str | None = None, **options: Any) -> Engine:
     """The engine called ``name``; ``address`` joins a running Ray cluster (ray engine only)."""
-    from provkit.errors import ConfigError
-
-    if name == "local":
-        if address:
-            raise ConfigError("--ray-address: only valid with --engine ray")
-        return __getattr__("LocalEngine")(**options)
-    if name == "ray":
-        return __getattr__("RayEngine")(address=address, **options)
-    raise ConfigError(f"--engine: expected one of {', '.join(ENGINES)}, got {name!r}")
+    cls = _lookup(ENGINES, name, address)
+    return cls(address=address, **options) if address or cls is RayEngine else cls(**options)
 
 
-def get_ingest(name: str, sources: list[str], out: Any, config: Any, address: str | None = None) -> Any:
+def get_ingest(name: str, sources: list[str], out: Any, config: IngestConfig, address: str | None = None) -> Any:
     """An ingest job (``run(progress) -> IngestSummary``) on engine ``name`` (``prov ingest --engine``)."""
-    from provkit.errors import ConfigError
-    from provkit.provenance import Ingest
+    cls = _lookup(INGESTS, name, address)
+    if cls is Ingest:
+        return cls(sources, out, config)
+    try:
+        return cls(sources, out, config, address=address)
+    except ImportError as exc:
+        raise ConfigError(f"--engine {name}: not available ({exc}); install provkit[ray]") from None
 
-    if name == "local":
-        if address:
-            raise ConfigError("--ray-address: only valid with --engine ray")
-        return Ingest(sources, out, config)
-    if name == "ray":
+
+def run_filter(source: str | Path, out: str | Path, config: PipelineConfig, *, engine: str | Engine = "local",
+               progress: Advance | None = None, overwrite: bool = False,
+               engine_options: dict[str, Any] | None = None) -> FilterResult:
+    """Run ``config`` over dataset ``source`` into ``out`` on the engine named ``engine`` (or an engine object)."""
+    if isinstance(engine, str):
+        options = dict(engine_options or {})
         try:
-            return __getattr__("RayIngest")(sources, out, config, address=address)
+            engine = get_engine(engine, options.pop("address", None), **options)
         except ImportError as exc:
-            raise ConfigError(f"--engine ray: not available ({exc}); install provkit[ray]") from None
-    raise ConfigError(f"--engine: expected one of {', '.join(ENGINES)}, got {name!r}")
+            raise ConfigError(f"--engine {engine}: not available ({exc}); install provkit[ray]") from None
+    return run_pipeline(source, out, config, engine, progress=progress, overwrite=overwrite)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -38,6 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from provkit.core.progress import Advance, quiet_advance
+from provkit.filters.engine import EngineResult, StepStats
 from provkit.filters.step import (
     DROP_REASON,
     DROP_STEP,
@@ -51,34 +51,6 @@ from provkit.filters.step import (
 from provkit.provenance import Dataset, DatasetWriter
 
 KEPT = -1
-
-
-@dataclass
-class StepStats:
-    """What one step did: rows in, kept, dropped by reason, weights of the rows it kept, seconds."""
-
-    name: str
-    rows_in: int = 0
-    kept: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    weight: dict[str, float] | None = None
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"step": self.name, "in": self.rows_in, "kept": self.kept, "dropped": dict(self.dropped),
-                "weight": self.weight, "seconds": round(self.seconds, 4)}
-
-
-@dataclass
-class EngineResult:
-    """Totals of one run: ``input == kept + sum(dropped.values())``."""
-
-    input: int
-    kept: int
-    dropped: dict[str, int]
-    steps: list[StepStats]
-    sample_weight: dict[str, float] | None = None
-    clustering: dict[str, Any] = field(default_factory=dict)  # step name -> engine clustering figures (ray)
 
 
 def _weight_summary(values: np.ndarray) -> dict[str, float] | None:

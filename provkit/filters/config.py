@@ -25,6 +25,8 @@ from typing import Any
 
 from provkit.core.config import build_dataclass, read_toml
 from provkit.errors import ConfigError
+from provkit.filters.mix import parse_mix_flag
+from provkit.filters.steps import STEP_CONFIGS
 
 TOP_LEVEL_KEYS = ("steps", "name", "description")
 
@@ -78,9 +80,7 @@ def _toml_value(value: Any) -> str:
 
 
 def step_configs() -> dict[str, type]:
-    """Registry: step kind -> config dataclass (imported here so the registry has one home)."""
-    from provkit.filters.steps import STEP_CONFIGS
-
+    """Registry: step kind -> config dataclass (derived from :data:`provkit.filters.steps.STEPS`)."""
     return STEP_CONFIGS
 
 
@@ -158,8 +158,6 @@ DEDUP_FLAGS = {"exact": "exact_dedup", "minhash": "minhash_dedup"}
 
 def flags_to_document(flags: FilterFlags) -> dict[str, Any]:
     """The pipeline document (same shape as the TOML) the flags stand for."""
-    from provkit.filters.mix import parse_mix_flag
-
     steps: list[dict[str, Any]] = []
     seeded = {} if flags.seed is None else {"seed": flags.seed}
     for name in flags.dedup:

@@ -1,6 +1,6 @@
 """Run a curation pipeline over a provkit dataset: kept records, rejects, and a conservation report.
 
-``run_filter(IN, OUT, config)`` writes OUT as a provkit dataset whose
+``run_pipeline(IN, OUT, config, engine)`` writes OUT as a provkit dataset whose
 activity (kind ``filter``) records the pipeline config and its sha256 and
 uses IN (its parent).  ``OUT/data`` holds kept records (schema columns
 unchanged, annotations appended, ``sample_weight`` where a step weights),
@@ -15,16 +15,16 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from provkit.core.progress import Advance
 from provkit.errors import ConfigError, ProvkitError
 from provkit.filters.config import PipelineConfig
+from provkit.filters.engine import Engine, EngineResult, check_conservation
 from provkit.filters.step import Step
 from provkit.filters.steps import build_step
-from provkit.provenance import Activity, Dataset, DatasetWriter
+from provkit.provenance import Activity, Dataset, DatasetWriter, check_schema
 
-if TYPE_CHECKING:  # engines import the Step protocol from this package, so import them lazily
-    from provkit.engines import EngineResult
 
 @dataclass
 class FilterResult:
@@ -43,29 +43,6 @@ def build_steps(config: PipelineConfig, dataset: Dataset) -> list[Step]:
         except ConfigError as exc:
             raise ConfigError(f"{config.source}: steps[{i}].{exc}") from None
     return steps
-
-
-def make_engine(name: str, address: str | None = None, **options: Any) -> Any:
-    """An engine object with ``run(dataset, steps, writer, progress) -> EngineResult``.
-
-    The lookup is :func:`provkit.engines.get_engine` (``address`` joins a running Ray cluster).
-    """
-    from provkit.engines import get_engine
-
-    try:
-        return get_engine(name, address, **options)
-    except ImportError as exc:
-        raise ConfigError(f"--engine {name}: not available ({exc}); install provkit[ray]") from None
-
-
-def check_conservation(result: EngineResult) -> None:
-    """``input == kept + sum(dropped)``, per step and in total (a broken identity is a bug, not bad input)."""
-    total = result.kept + sum(result.dropped.values())
-    if total != result.input:
-        raise RuntimeError(f"conservation broken: input {result.input} != kept {result.kept} + dropped {total - result.kept}")
-    for st in result.steps:
-        if st.rows_in != st.kept + sum(st.dropped.values()):
-            raise RuntimeError(f"conservation broken in step {st.name!r}")
 
 
 def make_report(result: EngineResult, config: PipelineConfig, source: Path, engine: str, seconds: float) -> dict[str, Any]:
@@ -113,31 +90,32 @@ def report_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_filter(source: str | Path, out: str | Path, config: PipelineConfig, *, engine: str = "local",
-               progress: Any = None, overwrite: bool = False, engine_options: dict[str, Any] | None = None,
-               ) -> FilterResult:
-    """Run ``config`` over dataset ``source`` and commit dataset ``out`` (atomically); return its report."""
+def run_pipeline(source: str | Path, out: str | Path, config: PipelineConfig, engine: Engine, *,
+                 progress: Advance | None = None, overwrite: bool = False) -> FilterResult:
+    """Run ``config`` with ``engine`` over dataset ``source`` and commit dataset ``out`` (atomically); return its report.
+
+    ``engine`` is an object implementing :class:`provkit.filters.engine.Engine`
+    (``provkit.engines.get_engine(name)`` builds one; ``provkit.engines.run_filter``
+    takes the engine's name).
+    """
     source, out = Path(source), Path(out)
     dataset = Dataset.open(source)
     if out.resolve() == source.resolve():
         raise ConfigError(f"--out {out}: is the input dataset; inputs are never modified, choose another path")
     schema = dataset.schema("data")
     if schema is not None:
-        from provkit.provenance import check_schema
-
         problems = check_schema(schema)
         if problems:
             raise ProvkitError(f"{source}: not a provkit record dataset ({problems[0]})")
     steps = build_steps(config, dataset)
-    runner = make_engine(engine, **(engine_options or {}))
     params = {"pipeline": config.to_json(), "pipeline_sha256": config.sha256(), "pipeline_source": config.source,
-              "engine": engine}
+              "engine": engine.name}
     activity = Activity("filter", params, used=[str(source.resolve())])
     t0 = time.perf_counter()
     with DatasetWriter(out, activity, parents=[source], mode="overwrite" if overwrite else "create") as writer:
-        result = runner.run(dataset, steps, writer, progress)
+        result = engine.run(dataset, steps, writer, progress)
         check_conservation(result)
-        report = make_report(result, config, source, engine, time.perf_counter() - t0)
+        report = make_report(result, config, source, engine.name, time.perf_counter() - t0)
         writer.add_file("report.json", json.dumps(report, indent=2) + "\n")
         writer.add_file("report.md", report_markdown(report))
     return FilterResult(out, report)

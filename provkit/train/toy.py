@@ -163,6 +163,4 @@ def run_toy(cfg: ToyConfig) -> ToyResult:
         return run_gaussian(cfg)
     if cfg.kind == "gmm":
         return run_gmm(cfg)
-    from provkit.errors import ConfigError
-
     raise ConfigError(f"toy kind: unknown {cfg.kind!r}; expected gaussian or gmm")

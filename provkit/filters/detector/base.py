@@ -31,6 +31,9 @@ from sklearn.preprocessing import StandardScaler
 
 from provkit.errors import ConfigError
 from provkit.filters.detector.metrics import DetectorMetrics, detector_metrics
+from provkit.filters.detector.embedding import EmbeddingFeaturizer
+from provkit.filters.detector.lm import LMFeaturizer
+from provkit.filters.detector.ngram import NgramFeaturizer
 from provkit.filters.detector.params import DetectorError, Progress
 
 KINDS = ("ngram", "lm", "embedding")
@@ -174,15 +177,9 @@ class TrainedDetector:
 def make_featurizer(config: DetectorConfig) -> Featurizer:
     """The featurizer of ``config.kind``, loading its model where the kind needs one."""
     if config.kind == "ngram":
-        from provkit.filters.detector.ngram import NgramFeaturizer
-
         return NgramFeaturizer()
     if config.kind == "lm":
-        from provkit.filters.detector.lm import LMFeaturizer
-
         return LMFeaturizer.for_model(config.model, max_length=config.max_length, batch_size=config.batch_size)
-    from provkit.filters.detector.embedding import EmbeddingFeaturizer
-
     return EmbeddingFeaturizer.for_model(config.model, batch_size=config.batch_size, max_seq_length=config.max_length)
 
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from provkit.filters.detector.local_model import check_fingerprint, model_fingerprint, safetensors_files
 from provkit.filters.detector.params import DetectorError, Progress, dataclass_from_params, params_of
+from provkit.lm import load_model, load_tokenizer, pad_right
 
 FEATURES = ("mean_logprob", "mean_logrank", "mean_entropy", "fast_detectgpt")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -130,8 +131,6 @@ class LMFeaturizer:
     def load(self) -> tuple[Any, Any]:
         """The (model, tokenizer) pair, checked against the recorded fingerprints."""
         if self._loaded is None:
-            from provkit.train import load_model, load_tokenizer
-
             model_dir, tok_dir = Path(self.model), Path(self.tokenizer)
             safetensors_files(model_dir)
             check_fingerprint(model_dir, self.model_sha256, "lm detector")
@@ -155,8 +154,6 @@ class LMFeaturizer:
 
         A text of fewer than two tokens has nothing to predict: its row is all zeros.
         """
-        from provkit.train import pad_right
-
         model, tok = self.load()
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
         encoded = self.encode(texts)

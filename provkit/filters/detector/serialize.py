@@ -30,6 +30,9 @@ from safetensors.numpy import load as load_safetensors_bytes
 from safetensors.numpy import save as save_safetensors_bytes
 
 from provkit.filters.detector.base import KINDS, Detector, Featurizer, LinearHead
+from provkit.filters.detector.embedding import EmbeddingFeaturizer
+from provkit.filters.detector.lm import LMFeaturizer
+from provkit.filters.detector.ngram import NgramFeaturizer
 from provkit.filters.detector.params import DetectorError
 from provkit.core.atomic import publish_dir, write_bytes_atomic
 
@@ -174,16 +177,10 @@ def _read_weights(path: Path, doc: dict[str, Any], n_features: int) -> np.ndarra
 def featurizer_from_params(kind: Any, params: Any, where: str) -> Featurizer:
     """Rebuild a featurizer from its saved settings (validated; models load lazily)."""
     if kind == "ngram":
-        from provkit.filters.detector.ngram import NgramFeaturizer
-
         return NgramFeaturizer.from_params(params, where)
     if kind == "lm":
-        from provkit.filters.detector.lm import LMFeaturizer
-
         return LMFeaturizer.from_params(params, where)
     if kind == "embedding":
-        from provkit.filters.detector.embedding import EmbeddingFeaturizer
-
         return EmbeddingFeaturizer.from_params(params, where)
     raise DetectorError(f"{where}: unknown detector kind {kind!r}; known kinds: {', '.join(KINDS)}")
 

@@ -12,7 +12,7 @@ Node keys.  Every row is a graph node keyed ``key = rank << 40 | row`` with
 ``rank`` the origin rank of :func:`provkit.filters.dedup.origin_rank`
 (human 0, model 1, other 2) and ``row`` the engine's order key.  Keys order
 exactly like ``(rank, row)``, so the smallest key of a connected component
-(what :func:`provkit.engines.ray_components.connected_components` labels it
+(what :func:`provkit.engines.ray.components.connected_components` labels it
 with) *is* the survivor of B's rule; ``cluster`` is the smallest ``row``.
 
 Near duplicates, step by step (the local function's steps 1-4):
@@ -36,7 +36,7 @@ Near duplicates, step by step (the local function's steps 1-4):
    (the same float64 arithmetic as the local verification, so the same
    decisions).  Ray 2.60's ``Dataset.join`` would do it with the actor-based
    hash shuffle, an order of magnitude slower on small machines (see
-   :mod:`provkit.engines.ray_components`).
+   :mod:`provkit.engines.ray.components`).
 5. connected components (large-star/small-star) of the identical-signature
    edges plus the verified pairs;
 6. sort on the component: ``survivor = component & (2^40 - 1)``,
@@ -61,22 +61,25 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from provkit.engines.ray_components import (
+from provkit.engines.ray.components import (
     BAND,
     BUCKET,
     COMPONENT,
     EDGE_SCHEMA,
     NODE,
     ROW,
+    ClusteringStats,
     U,
     V,
-    ClusteringStats,
     _grouped_map,
     _int64,
     bucket_pairs_block,
     connected_components,
     unique_pairs,
 )
+from provkit.filters.dedup import origin_rank
+from provkit.filters.lsh import band_hashes, candidate_pairs
+from provkit.filters.minhash import empty_signature_mask, estimate_jaccard, signature_dtype, signatures_from_arrow
 
 ORDER = "_row"  # provkit.filters.step.ORDER (not imported: workers of this module need no filter code)
 ROW_BITS = 40
@@ -139,10 +142,6 @@ def _fixed_list(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def signature_rows(table: pa.Table, *, bits: np.ndarray, total: int, scheme: str, column: str) -> pa.Table:
     """Step 1: ``(key, sighash, sig)`` for the alive rows with a non-empty signature."""
-    from provkit.filters.dedup import origin_rank
-    from provkit.filters.lsh import band_hashes
-    from provkit.filters.minhash import empty_signature_mask, signatures_from_arrow
-
     table = _alive_rows(table, bits, total)
     sigs = signatures_from_arrow(_fixed_list(table.column(column)))
     fmt = SigFormat(sigs.shape[1], sigs.dtype.str)
@@ -184,8 +183,6 @@ def representatives(table: pa.Table) -> pa.Table:
 
 def band_rows(table: pa.Table, *, fmt: SigFormat, bands: int, rows: int) -> pa.Table:
     """Step 3: one ``(row = key, band, bucket)`` per representative and band."""
-    from provkit.filters.lsh import band_hashes
-
     keys = _int64(table, KEY)
     hashed = band_hashes(fmt.to_numpy(table.column(SIG)), bands, rows) if len(keys) else np.zeros((0, bands), np.uint64)
     return pa.table({ROW: np.repeat(keys, bands), BAND: np.tile(np.arange(bands, dtype=np.int32), len(keys)),
@@ -194,8 +191,6 @@ def band_rows(table: pa.Table, *, fmt: SigFormat, bands: int, rows: int) -> pa.T
 
 def bucket_all_pairs_block(table: pa.Table) -> pa.Table:
     """Every pair inside each ``(band, bucket)`` of a block, as ``(larger key, smaller key)``."""
-    from provkit.filters.lsh import candidate_pairs
-
     row = _int64(table, ROW)
     band = np.asarray(table.column(BAND).to_numpy(zero_copy_only=False))
     bucket = np.asarray(table.column(BUCKET).to_numpy(zero_copy_only=False)).astype(np.uint64)
@@ -242,8 +237,6 @@ def attach_first_signature(table: pa.Table, *, fmt: SigFormat) -> pa.Table:
 
 def verify_block(table: pa.Table, *, fmt: SigFormat, threshold: float) -> pa.Table:
     """Join 2: the pairs ``(u, v)`` whose estimated Jaccard is ``>= threshold``."""
-    from provkit.filters.minhash import estimate_jaccard
-
     v, u, edges, sig_v = _split_join_block(table, fmt)
     sig_u = fmt.to_numpy(edges.column(SIG))
     m = len(v)
@@ -266,8 +259,6 @@ def elect_block(table: pa.Table) -> pa.Table:
 
 def hash_rows(table: pa.Table, *, bits: np.ndarray, total: int) -> pa.Table:
     """Exact dedup input: ``(key, content_hash)`` of the alive rows."""
-    from provkit.filters.dedup import origin_rank
-
     table = _alive_rows(table, bits, total)
     keys = node_keys(_int64(table, ORDER), origin_rank(table.column("origin")))
     return pa.table({KEY: keys, "content_hash": table.column("content_hash").cast(pa.string())})
@@ -352,8 +343,6 @@ def _unique_edges(table: pa.Table) -> pa.Table:
 
 def sig_format(config: Any) -> SigFormat:
     """The signature width and dtype of a :class:`provkit.filters.dedup.NearDupConfig`."""
-    from provkit.filters.minhash import signature_dtype
-
     return SigFormat(config.num_perm, signature_dtype(config.scheme).str)
 
 

@@ -24,7 +24,7 @@ import copy
 from pathlib import Path
 from typing import Any, Iterator
 
-from provkit.engines.ray import RayOptions, start_ray
+from provkit.engines.ray.engine import RayOptions, start_ray
 from provkit.errors import ProvkitError
 from provkit.provenance import IdIndex, Ingest, IngestConfig
 from provkit.provenance.readers import read_source
@@ -56,7 +56,7 @@ class RayIngest(Ingest):
         return view
 
     def checked_chunks(self) -> Iterator[tuple[Any, Any]]:
-        import ray
+        import ray  # lazy: Ray is the optional extra provkit[ray]
 
         start_ray(self.options)
         check = ray.remote(_check_source).options(num_returns="streaming",
@@ -74,8 +74,8 @@ class RayIngest(Ingest):
 
 def _get(ref: Any) -> Any:
     """``ray.get``; a provkit error raised in a task is raised here as itself (its one-line message)."""
-    import ray
-    from ray.exceptions import RayTaskError
+    import ray  # lazy: Ray is the optional extra provkit[ray]
+    from ray.exceptions import RayTaskError  # lazy: Ray is the optional extra provkit[ray]
 
     try:
         return ray.get(ref)

@@ -15,7 +15,7 @@ import torch
 from transformers import GenerationConfig, PreTrainedModel
 
 from provkit.errors import ConfigError
-from provkit.train.corpus import pad_left
+from provkit.lm.blocks import pad_left
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,4 @@
-"""Causal language models: a tiny OPT built from ``OPTConfig``, loading, saving,
-weighted training and per-sequence perplexity.
+"""Weighted training of a causal language model, and per-sequence perplexity.
 
 Weighted loss.  For a sequence i with target tokens t = 1..T_i the per-sequence
 loss is the mean token negative log-likelihood
@@ -16,33 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
 import time
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, OPTConfig, OPTForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel
 
-from provkit.core.atomic import publish_dir
-from provkit.core.progress import Advance as Progress
-from provkit.errors import ConfigError
-from provkit.train.tokenizer import load_tokenizer, save_tokenizer
-
-
-@dataclass(frozen=True)
-class TinyOPTConfig:
-    """Shape of the small OPT-architecture model used offline."""
-
-    layers: int = 2
-    hidden: int = 128
-    heads: int = 4
-    ffn: int = 512
-    max_positions: int = 256
-    dropout: float = 0.0
+from provkit.core.progress import Advance
 
 
 @dataclass(frozen=True)
@@ -68,70 +49,6 @@ class TrainStats:
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else float("nan")
-
-
-def build_tiny_opt(tokenizer: PreTrainedTokenizerBase, shape: TinyOPTConfig = TinyOPTConfig(), seed: int = 0) -> OPTForCausalLM:
-    """A freshly initialised OPT model sized by ``shape`` (deterministic for ``seed``)."""
-    config = OPTConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        ffn_dim=shape.ffn,
-        num_attention_heads=shape.heads,
-        max_position_embeddings=shape.max_positions,
-        word_embed_proj_dim=shape.hidden,
-        dropout=shape.dropout,
-        attention_dropout=shape.dropout,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = OPTForCausalLM(config)
-    model.eval()
-    return model
-
-
-def load_model(path_or_name: str | Path, *, with_tokenizer: bool = True) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
-    """Load a causal LM (and its tokenizer) from a directory or hub name, never running remote code.
-
-    Raises :class:`ConfigError` with one line when it cannot be loaded (offline, missing files).
-    """
-    try:
-        model = AutoModelForCausalLM.from_pretrained(str(path_or_name), trust_remote_code=False)
-        tok = load_tokenizer(path_or_name) if with_tokenizer else None
-    except (OSError, ValueError, EnvironmentError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"could not load model {str(path_or_name)!r} ({first[:160]}); download it where there is network "
-            f"and pass the local directory with --model PATH"
-        ) from None
-    model.eval()
-    return model, tok
-
-
-def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, path: str | Path) -> Path:
-    """Save model (safetensors) + tokenizer to ``path`` atomically (temp dir, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        if tokenizer is not None:
-            save_tokenizer(tokenizer, tmp)
-        publish_dir(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
-
-
-def clone_model(model: PreTrainedModel) -> PreTrainedModel:
-    """An independent copy with the same weights (the 'same base' each generation starts from)."""
-    copy = type(model)(model.config)
-    copy.load_state_dict(model.state_dict())
-    copy.eval()
-    return copy
 
 
 def _batches(n: int, batch_size: int, order: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
@@ -164,7 +81,7 @@ def train_lm(
     mask: torch.Tensor,
     weights: torch.Tensor | np.ndarray | None,
     cfg: TrainConfig,
-    progress: Progress | None = None,
+    progress: Advance | None = None,
 ) -> TrainStats:
     """Train ``model`` in place on right-padded ``ids``/``mask`` with per-sequence ``weights``.
 
@@ -218,7 +135,7 @@ def _seeded(seed: int) -> Iterator[None]:
 
 @torch.inference_mode()
 def sequence_nll(
-    model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 64, progress: Progress | None = None
+    model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 64, progress: Advance | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-sequence (summed NLL in nats, number of scored tokens)."""
     model.eval()

@@ -191,8 +191,8 @@ def bucket_pairs_block(table: pa.Table) -> pa.Table:
 
 def use_sort_shuffle(ds: Any = None) -> None:
     """Select Ray Data's pull-based sort shuffle (plain tasks) for new datasets and for ``ds``."""
-    import ray.data
-    from ray.data.context import ShuffleStrategy
+    import ray.data  # lazy: Ray is the optional extra provkit[ray]
+    from ray.data.context import ShuffleStrategy  # lazy: Ray is the optional extra provkit[ray]
 
     ray.data.DataContext.get_current().shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
     if ds is not None:  # a dataset keeps the context it was created under
@@ -202,7 +202,7 @@ def use_sort_shuffle(ds: Any = None) -> None:
 def _partitions(ds: Any, num_partitions: int | None) -> int:
     if num_partitions:
         return int(num_partitions)
-    import ray
+    import ray  # lazy: Ray is the optional extra provkit[ray]
 
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 

@@ -11,7 +11,7 @@ Execution (the contract is :mod:`provkit.filters.step`; the reference is
    failed task.  Scored batches stream back to the driver in input order
    (``preserve_order``) into the same spill file the local engine uses.
 2. **plan + decide** — the dedup steps (``exact_dedup``, ``minhash_dedup``)
-   are planned *on the cluster* by :mod:`provkit.engines.ray_dedup` over the
+   are planned *on the cluster* by :mod:`provkit.engines.ray.dedup` over the
    scored dataset, which stays materialized in the object store: their
    signatures never reach the driver (the stream to the driver drops the
    internal decide columns of those steps).  The driver receives
@@ -25,9 +25,9 @@ Execution (the contract is :mod:`provkit.filters.step`; the reference is
    last; an exception anywhere discards everything (no half dataset).
 
 Near-duplicate clustering at cluster scale is in
-:mod:`provkit.engines.ray_components` (band buckets by groupby, candidate
+:mod:`provkit.engines.ray.components` (band buckets by groupby, candidate
 pairs, large-star/small-star connected components as Ray Data operators) and
-:mod:`provkit.engines.ray_dedup` (the dedup plans built on them);
+:mod:`provkit.engines.ray.dedup` (the dedup plans built on them);
 ``EngineResult.clustering`` reports candidate pairs and rounds per step.
 """
 
@@ -45,24 +45,20 @@ import pyarrow.parquet as pq
 
 from provkit.core.progress import Advance
 from provkit.engines.local import (
-    EngineResult,
     LocalEngine,
-    StepStats,
     _with_order,
     decide_column_names,
     score_batch,
     spill_scored,
 )
-from provkit.engines.ray_components import ClusteringStats
-from provkit.engines.ray_dedup import CLUSTER, SURVIVOR, exact_duplicate_decisions, near_duplicate_decisions
+from provkit.engines.ray.components import ClusteringStats
+from provkit.engines.ray.dedup import CLUSTER, SURVIVOR, exact_duplicate_decisions, near_duplicate_decisions
 from provkit.errors import ConfigError
-from provkit.filters import INTERNAL_PREFIX, ORDER, row_plan
+from provkit.filters.engine import EngineResult, StepStats
+from provkit.filters.step import INTERNAL_PREFIX, ORDER, ClusterDedup, row_plan
 from provkit.provenance import Dataset, DatasetWriter
 
 SECONDS_PREFIX = "__score_seconds_"
-DISTRIBUTED_PLANS = {"exact_dedup": ("exact_duplicate", "exact_cluster"),
-                     "minhash_dedup": ("near_duplicate", "near_dup_cluster")}
-"""Steps planned on the cluster: step name -> (drop reason, cluster annotation)."""
 
 
 @dataclass
@@ -77,8 +73,8 @@ class RayOptions:
 def start_ray(options: RayOptions = RayOptions()) -> None:
     """Connect to ``options.address`` or start a local Ray instance (once per process)."""
     try:
-        import ray
-        import ray.data
+        import ray  # lazy: Ray is the optional extra provkit[ray]
+        import ray.data  # lazy: Ray is the optional extra provkit[ray]
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigError(f"--engine ray needs Ray Data ({exc}); install it with `pip install provkit[ray]`") from None
     if not ray.is_initialized():
@@ -176,7 +172,7 @@ class RayEngine(LocalEngine):
         self.clustering: dict[str, ClusteringStats] = {}
 
     def _workers(self) -> int:
-        import ray
+        import ray  # lazy: Ray is the optional extra provkit[ray]
 
         return self.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
 
@@ -192,7 +188,7 @@ class RayEngine(LocalEngine):
 
     def _score_pass(self, dataset: Dataset, steps: Sequence[Any], spill: Path, stats: list[StepStats],
                     progress: Advance) -> tuple[pa.Table | None, int]:
-        import ray.data
+        import ray.data  # lazy: Ray is the optional extra provkit[ray]
 
         start_ray(self.options)
         workers = self._workers()
@@ -209,7 +205,7 @@ class RayEngine(LocalEngine):
                 _score_udf, batch_size=1, batch_format="pyarrow", compute=ray.data.TaskPoolStrategy(size=workers),
                 fn_kwargs={"steps": list(steps), "batch_size": self.batch_size},
             )
-            if any(step.name in DISTRIBUTED_PLANS for step in steps):
+            if any(_cluster_dedup(step) is not None for step in steps):
                 scored_ds = scored_ds.materialize()  # the dedup plans read it again on the cluster
                 self._scored, self._total = scored_ds, dataset.num_rows()
             to_driver = scored_ds.drop_columns(cluster_only) if cluster_only else scored_ds
@@ -226,29 +222,34 @@ class RayEngine(LocalEngine):
         return result
 
     def _planner(self, step: Any) -> Any:
-        """The dedup steps' plans on the cluster (:mod:`provkit.engines.ray_dedup`); None for the others."""
-        if step.name not in DISTRIBUTED_PLANS or self._scored is None:
+        """The dedup steps' plans on the cluster (:mod:`provkit.engines.ray.dedup`); None for the others."""
+        capability = _cluster_dedup(step)
+        if capability is None or self._scored is None:
             return None
-        reason, cluster_column = DISTRIBUTED_PLANS[step.name]
 
         def plan(alive: pa.Table) -> pa.Table:
             rows = alive.column(ORDER).to_numpy()
             parts = self._workers()
-            if step.name == "minhash_dedup":
+            if capability.signature_column is not None:
                 stats = self.clustering.setdefault(step.name, ClusteringStats())
-                found = near_duplicate_decisions(self._scored, "_minhash", rows, self._total,
-                                                 step.config.near_dup(), parts, stats)
+                found = near_duplicate_decisions(self._scored, capability.signature_column, rows, self._total,
+                                                 capability.near_dup, parts, stats)
             else:
                 found = exact_duplicate_decisions(self._scored, rows, self._total, parts)
-            return cluster_row_plan(alive, found, reason, cluster_column)
+            return cluster_row_plan(alive, found, capability.reason, capability.cluster_column)
 
         return plan
 
 
+def _cluster_dedup(step: Any) -> ClusterDedup | None:
+    """The step's cluster-dedup capability (:class:`provkit.filters.step.ClusterDedup`), if it declares one."""
+    return getattr(step, "cluster_dedup", None)
+
+
 def cluster_only_columns(steps: Sequence[Any]) -> list[str]:
     """Internal decide columns needed only by steps planned on the cluster (e.g. ``_minhash``): not sent to the driver."""
-    wanted_elsewhere = {c for step in steps if step.name not in DISTRIBUTED_PLANS for c in step.decide_columns}
-    return sorted({c for step in steps if step.name in DISTRIBUTED_PLANS for c in step.decide_columns
+    wanted_elsewhere = {c for step in steps if _cluster_dedup(step) is None for c in step.decide_columns}
+    return sorted({c for step in steps if _cluster_dedup(step) is not None for c in step.decide_columns
                    if c.startswith(INTERNAL_PREFIX) and c != ORDER and c not in wanted_elsewhere})
 
 
