@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from provkit.core.atomic import dumps_json
 from provkit.errors import ConfigError, InputError
 from provkit.provenance.manifest import MANIFEST, Activity
 from provkit.provenance.reader import Dataset
@@ -386,7 +387,7 @@ class Ingest:
                 if progress:
                     progress(chunk.records, chunk.nbytes)
             self.summary.seconds = round(time.perf_counter() - start, 3)
-            writer.add_file("ingest-summary.json", json.dumps(self._summary_json(), indent=2) + "\n")
+            writer.add_file("ingest-summary.json", dumps_json(self._summary_json(), indent=2) + "\n")
         self.summary.seconds = round(time.perf_counter() - start, 3)
         return self.summary
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from provkit.core.atomic import finite
 from provkit.errors import DatasetError
 from provkit.provenance.schema import utcnow
 
@@ -94,7 +95,7 @@ def canonical_bytes(manifest: dict[str, Any]) -> bytes:
 
 def seal(manifest: dict[str, Any]) -> dict[str, Any]:
     """``manifest`` (JSON-normalised) with :data:`SEAL`: the sha256 of its canonical form."""
-    body = json.loads(json.dumps({k: v for k, v in manifest.items() if k != SEAL}, default=str))
+    body = finite(json.loads(json.dumps({k: v for k, v in manifest.items() if k != SEAL}, default=str)))
     return {**body, SEAL: hashlib.sha256(canonical_bytes(body)).hexdigest()}
 
 
