@@ -31,6 +31,7 @@ from provkit.filters.quality import quality_scores
 from provkit.provenance import Activity, Dataset, DatasetWriter, IngestConfig, ingest, make_batch, verify
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+STEP_SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))  # a pipeline each
 
 _SPECIAL = st.sampled_from(["", " ", "\t\n ", "...", "!?!?", "\x00", "\r", "a\rb", "\u2028", "\ud800", "\udfff x",
                             "\x1b[31m", "word " * 3000, "😀" * 50, "\n\n\n", "\ufeff", "a\x85b"])
@@ -91,8 +92,8 @@ STEP_TOML = {
     "exact_dedup": 'kind = "exact_dedup"',
     "minhash_dedup": 'kind = "minhash_dedup"\nthreshold = 0.5\nnum_perm = 32\nngram = 2',
     "quality": 'kind = "quality"\nmin_words = 2',
-    "detector": 'kind = "detector"\ndetector = "{det}"\nmax_model_prob = 0.5',
-    "detector_weight": 'kind = "detector"\ndetector = "{det}"\nbeta = 2.0',
+    "detector": 'kind = "detector"\npath = "{det}"\nmax_model_prob = 0.5',
+    "detector_weight": 'kind = "detector"\npath = "{det}"\nbeta = 2.0',
     "tail": 'kind = "tail"\nrarity = "unigram"\nalpha = 1.0\nreference = "input"',
     "tail_resample": 'kind = "tail"\nrarity = "unigram"\nalpha = 1.0\nreference = "input"\ntarget = 5\nseed = 3',
     "mix": 'kind = "mix"\npolicy = "keep-human"\nhuman_fraction = 0.5\nalpha = 0.3\nseed = 0',
@@ -126,7 +127,7 @@ def _run_steps(d: Path, texts: list[str], origins: list[str], steps: list[str], 
 
 
 @pytest.mark.parametrize("step", list(STEP_TOML))
-@SETTINGS
+@STEP_SETTINGS
 @given(texts=BATCH, model_mask=st.lists(st.booleans(), min_size=12, max_size=12))
 def test_every_step_conserves_records_and_keeps_weights_finite(step, texts, model_mask, detector_dir):
     texts = _clean(texts)
@@ -135,7 +136,7 @@ def test_every_step_conserves_records_and_keeps_weights_finite(step, texts, mode
         _run_steps(Path(tmp), texts, origins, [step], detector_dir)
 
 
-@SETTINGS
+@STEP_SETTINGS
 @given(texts=BATCH)
 def test_a_pipeline_of_every_step_after_one_that_may_drop_everything(texts, detector_dir):
     texts = _clean(texts)
