@@ -128,11 +128,15 @@ def test_concurrent_appends_from_processes_lose_no_record(tmp_path):
     assert len(_ids(ds)) == 5 + 3 * 3 * 100 and verify(ds) == []
 
 
-def test_lock_file_lives_beside_the_dataset(tmp_path):
+def test_lock_file_lives_beside_the_dataset_while_held_and_is_removed_after(tmp_path):
     ds = tmp_path / "ds"
     _make(ds)
-    _append_one(ds, "x", 3)
+    w = DatasetWriter(ds, Activity("test"), mode="append")
     assert (tmp_path / ".ds.lock").exists() and not (ds / ".lock").exists()
+    w.write(_batch("x", 3))
+    w.commit()
+    assert not (tmp_path / ".ds.lock").exists()
+    assert len(_ids(ds)) == 8
 
 
 # ------------------------------------------------------------------ kill -9 inside commit

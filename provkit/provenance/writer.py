@@ -221,23 +221,34 @@ class DatasetWriter:
         return self.target.parent / f".{self.target.name}.lock"
 
     def _lock(self, timeout: float) -> None:
-        """Take the dataset's exclusive lock, waiting up to ``timeout`` seconds for another writer."""
-        try:
-            self._lock_fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-        except OSError as exc:
-            raise _os_error(self.target, exc) from None
+        """Take the dataset's exclusive lock, waiting up to ``timeout`` seconds for another writer.
+
+        The holder removes the lock file when it is done, so a lock taken on a
+        file that is no longer at :attr:`lock_path` is stale: reopen and retry.
+        """
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError as exc:
+                raise _os_error(self.target, exc) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                os.close(fd)
                 if time.monotonic() >= deadline:
-                    os.close(self._lock_fd)
-                    self._lock_fd = None
                     raise DatasetError(f"{self.target}: another provkit process is writing this dataset "
                                        f"(waited {timeout:.0f} s for its lock {self.lock_path})") from None
                 time.sleep(0.02)
+                continue
+            try:
+                current = os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                self._lock_fd = fd
+                return
+            os.close(fd)  # the previous holder removed that file: take the lock on the one there now
 
     def _refuse_nesting(self) -> None:
         """An output equal to, inside, or holding one of its parent datasets would overwrite its own input."""
@@ -528,6 +539,8 @@ class DatasetWriter:
     def _release(self) -> None:
         crash_point("before-unlock")
         if self._lock_fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lock_path)  # still held: a waiter holding the old file sees it is stale
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
