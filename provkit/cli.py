@@ -7,7 +7,6 @@ on stderr and exit code 2; ``--json`` output goes to stdout alone.
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional
@@ -19,6 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from rich.table import Table
 
 from provkit.core import progress as core_progress
+from provkit.core.atomic import dumps_json
 from provkit.core.progress import Advance
 from provkit.engines import get_engine, get_ingest
 from provkit.errors import ConfigError, ProvkitError
@@ -60,7 +60,7 @@ err = Console(stderr=True)
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ProvkitError into one line on stderr and exit 2 (never a traceback)."""
+    """Turn a ProvkitError (or an OS error) into one line on stderr and exit 2 (never a traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -72,12 +72,20 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             err.print("interrupted; nothing was committed")
             raise typer.Exit(130)
+        except OSError as exc:  # disk full, read-only, permission denied, lost a race: one line, never a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(f"[red]error:[/red] {escape(where + (exc.strerror or str(exc)))}", highlight=False,
+                      soft_wrap=True)
+            raise typer.Exit(2)
+        except RecursionError:
+            err.print("[red]error:[/red] input nested too deeply to process", highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
 
     return wrapper
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(dumps_json(obj, indent=2) + "\n")
 
 
 def _count_progress(description: str, total: int) -> tuple[Progress, Advance]:
@@ -165,6 +173,12 @@ def ingest_command(
             _say(f"warning: {line}", err)
     if summary.quarantined:
         _say(f"  see {summary.out}/quarantine/ for each bad record with its file, line and reason")
+    if summary.skipped:
+        _say(f"  skipped {summary.skipped:,} files (not read; listed in {summary.out}/ingest-summary.json):")
+        for item in summary.skipped_files[:20]:
+            _say(f"    {item['path']}: {item['reason']}")
+        if summary.skipped > 20:
+            _say(f"    ... and {summary.skipped - 20:,} more")
 
 
 @app.command("inspect")
@@ -200,9 +214,10 @@ def inspect_command(
 def stats_command(
     ds: Path = typer.Argument(..., help="dataset directory"),
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Read parts without checking their sha256 against the manifest."),
 ) -> None:
     """Counts by origin, generator, generation, dataset and source; text length and token summaries."""
-    st = dataset_stats(ds)
+    st = dataset_stats(ds, verify=not no_verify)
     if json_out:
         print_json(st)
         return
@@ -267,9 +282,10 @@ def export_command(
     ds: Path = typer.Argument(..., help="dataset directory"),
     to: str = typer.Option(..., "--to", help="jsonl | prov-json | croissant"),
     out_path: Path = typer.Option(..., "--out", "-o", help="output file"),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Read parts without checking their sha256 against the manifest."),
 ) -> None:
     """Export records (JSONL), provenance (W3C PROV-JSON) or a Croissant description."""
-    n = export_dataset(ds, to, out_path)
+    n = export_dataset(ds, to, out_path, verify=not no_verify)
     _say(f"wrote {out_path} ({to}, {n:,} records)")
 
 
@@ -297,8 +313,9 @@ def filter_command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every seeded step."),
     engine: str = typer.Option("local", "--engine", help="local | ray."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (ray start --head); default: a local Ray instance."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it is a provkit dataset (never anything else)."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Read parts without checking their sha256 against the manifest."),
 ) -> None:
     """Curate a dataset: dedup, quality, detector, tail weighting, mixing; writes kept + rejects + report."""
     flags = FilterFlags(
@@ -311,7 +328,8 @@ def filter_command(
     runner = get_engine(engine, ray_address)
     bar, advance = _count_progress("filter", 2 * Dataset.open(src).num_rows())  # the score and write passes
     with bar:
-        result = run_pipeline(src, out_path, pipeline, runner, progress=advance, overwrite=overwrite)
+        result = run_pipeline(src, out_path, pipeline, runner, progress=advance, overwrite=overwrite,
+                              verify=not no_verify)
     report = result.report
     if as_json:
         print_json(report)

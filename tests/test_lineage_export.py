@@ -6,12 +6,23 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import DOCS, write_jsonl
 from typer.testing import CliRunner
 
-from conftest import DOCS, write_jsonl
 from provkit.cli import app
 from provkit.errors import InputError
-from provkit.provenance import SCHEMA, Dataset, IngestConfig, ingest, lineage, sha256_file
+from provkit.provenance import (
+    SCHEMA,
+    Activity,
+    Dataset,
+    DatasetWriter,
+    Generator,
+    IngestConfig,
+    ingest,
+    lineage,
+    make_batch,
+    sha256_file,
+)
 
 runner = CliRunner()
 
@@ -30,10 +41,11 @@ def chain(tmp_path) -> tuple[Path, Path, Path]:
     ingest([str(src)], gen1, IngestConfig(origin="model", id_field="id", parent_field="parent",
                                           generator_model="tiny-opt", generation=1, parent_datasets=(str(human),)))
     gen2 = tmp_path / "gen2"
-    src = write_jsonl(tmp_path / "g2.jsonl", [{"id": "g2-a", "text": "second generation", "parent": ["g1-a", "g1-b",
-                                                                                                    "lost"]}])
-    ingest([str(src)], gen2, IngestConfig(origin="model", id_field="id", parent_field="parent",
-                                          generator_model="tiny-opt", generation=2, parent_datasets=(str(gen1),)))
+    # ingest refuses a parent id that names no record, so the dataset with a lost parent is written directly
+    batch = make_batch(["second generation"], ids=["g2-a"], origin="model", generators=[Generator("tiny-opt", 2)],
+                       parent_ids=[["g1-a", "g1-b", "lost"]])
+    with DatasetWriter(gen2, Activity("generate"), parents=[gen1]) as w:
+        w.write(batch)
     return human, gen1, gen2
 
 

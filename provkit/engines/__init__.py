@@ -67,7 +67,7 @@ def get_ingest(name: str, sources: list[str], out: Any, config: IngestConfig, ad
 
 def run_filter(source: str | Path, out: str | Path, config: PipelineConfig, *, engine: str | Engine = "local",
                progress: Advance | None = None, overwrite: bool = False,
-               engine_options: dict[str, Any] | None = None) -> FilterResult:
+               engine_options: dict[str, Any] | None = None, verify: bool = True) -> FilterResult:
     """Run ``config`` over dataset ``source`` into ``out`` on the engine named ``engine`` (or an engine object)."""
     if isinstance(engine, str):
         options = dict(engine_options or {})
@@ -75,4 +75,4 @@ def run_filter(source: str | Path, out: str | Path, config: PipelineConfig, *, e
             engine = get_engine(engine, options.pop("address", None), **options)
         except ImportError as exc:
             raise ConfigError(f"--engine {engine}: not available ({exc}); install provkit[ray]") from None
-    return run_pipeline(source, out, config, engine, progress=progress, overwrite=overwrite)
+    return run_pipeline(source, out, config, engine, progress=progress, overwrite=overwrite, verify=verify)

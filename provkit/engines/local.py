@@ -99,8 +99,11 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
             raise RuntimeError(f"step {step.name!r}: decide must return {DROP_REASON} for every row")
         parts.append(pa.RecordBatch.from_arrays([batch.column(ORDER)] + dec.columns,
                                                 names=[ORDER] + dec.schema.names))
-    if not parts:
-        return pa.table({ORDER: pa.array([], pa.int64()), DROP_REASON: pa.array([], pa.string())})
+    if not parts:  # an earlier step dropped every row: an empty plan that still has the step's weight column
+        empty = {ORDER: pa.array([], pa.int64()), DROP_REASON: pa.array([], pa.string())}
+        if step.weight_column:
+            empty[step.weight_column] = pa.array([], pa.float64())
+        return pa.table(empty)
     return pa.Table.from_batches(parts).combine_chunks()
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provkit.core.atomic import dumps_json
 from provkit.core.progress import Advance
 from provkit.errors import ConfigError, ProvkitError
 from provkit.filters.config import PipelineConfig
@@ -91,15 +92,16 @@ def report_markdown(report: dict[str, Any]) -> str:
 
 
 def run_pipeline(source: str | Path, out: str | Path, config: PipelineConfig, engine: Engine, *,
-                 progress: Advance | None = None, overwrite: bool = False) -> FilterResult:
+                 progress: Advance | None = None, overwrite: bool = False, verify: bool = True) -> FilterResult:
     """Run ``config`` with ``engine`` over dataset ``source`` and commit dataset ``out`` (atomically); return its report.
 
     ``engine`` is an object implementing :class:`provkit.filters.engine.Engine`
     (``provkit.engines.get_engine(name)`` builds one; ``provkit.engines.run_filter``
-    takes the engine's name).
+    takes the engine's name).  With ``verify`` every input part is checked against the manifest's size and
+    sha256 before it is read (``--no-verify`` turns it off).
     """
     source, out = Path(source), Path(out)
-    dataset = Dataset.open(source)
+    dataset = Dataset.open(source, verify=verify)
     if out.resolve() == source.resolve():
         raise ConfigError(f"--out {out}: is the input dataset; inputs are never modified, choose another path")
     schema = dataset.schema("data")
@@ -116,6 +118,6 @@ def run_pipeline(source: str | Path, out: str | Path, config: PipelineConfig, en
         result = engine.run(dataset, steps, writer, progress)
         check_conservation(result)
         report = make_report(result, config, source, engine.name, time.perf_counter() - t0)
-        writer.add_file("report.json", json.dumps(report, indent=2) + "\n")
+        writer.add_file("report.json", dumps_json(report, indent=2) + "\n")  # strict JSON: no NaN
         writer.add_file("report.md", report_markdown(report))
     return FilterResult(out, report)

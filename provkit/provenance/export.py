@@ -15,9 +15,10 @@ Every export is streamed batch by batch and written atomically.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 
 from provkit.core.atomic import open_atomic
 from provkit.errors import ConfigError
+from provkit.provenance.manifest import KINDS, MANIFEST
 from provkit.provenance.reader import Dataset
 
 FORMATS = ("jsonl", "prov-json", "croissant")
@@ -295,12 +297,20 @@ def export_croissant(ds: Dataset, out: Path) -> int:
     return ds.num_rows("data")
 
 
-def export_dataset(path: str | Path, to: str, out: str | Path) -> int:
-    """Export the dataset at ``path`` in format ``to`` (one of :data:`FORMATS`) to ``out``."""
+def export_dataset(path: str | Path, to: str, out: str | Path, *, verify: bool = True) -> int:
+    """Export the dataset at ``path`` in format ``to`` (one of :data:`FORMATS`) to ``out``.
+
+    With ``verify`` each part is checked against the manifest's size and sha256 before it is read.
+    """
     exporters = {"jsonl": export_jsonl, "prov-json": export_prov_json, "croissant": export_croissant}
     if to not in exporters:
         raise ConfigError(f"--to {to!r} is not one of {', '.join(FORMATS)}")
     out = Path(out)
     if not out.parent.exists():
         raise ConfigError(f"--out {out}: directory {out.parent} does not exist")
-    return exporters[to](Dataset.open(path), out)
+    ds = Dataset.open(path, verify=verify)
+    inside = out.resolve().parent
+    if any(inside == (ds.path / kind).resolve() or inside.is_relative_to((ds.path / kind).resolve())
+           for kind in KINDS) or out.resolve() == (ds.path / MANIFEST).resolve():
+        raise ConfigError(f"--out {out}: inside the dataset's own files; choose a path outside {ds.path}")
+    return exporters[to](ds, out)

@@ -45,9 +45,12 @@ def _count(counter: Counter, column: pa.Array, missing: str) -> None:
         counter[missing if key is None else str(key)] += item["counts"]
 
 
-def dataset_stats(path: str | Path) -> dict[str, Any]:
-    """The statistics of a dataset's data records, streamed batch by batch."""
-    ds = Dataset.open(path)
+def dataset_stats(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
+    """The statistics of a dataset's data records, streamed batch by batch.
+
+    With ``verify`` each part is checked against the manifest's size and sha256 before it is read.
+    """
+    ds = Dataset.open(path, verify=verify)
     by = {k: Counter() for k in ("origin", "evidence", "generator", "generation", "dataset", "source")}
     chars: list[np.ndarray] = []
     tokens: list[np.ndarray] = []

@@ -14,9 +14,14 @@ most ``max_record_bytes``: a longer line is skipped and reported, never held.
 
 from __future__ import annotations
 
+import bz2
+import lzma
 import os
+import re
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -146,11 +151,28 @@ def rows_table(wanted: dict[str, str], rows: dict[str, list[Any]], pos: list[int
     return pa.Table.from_arrays(arrays, names=list(wanted) + [POS])
 
 
+def not_regular(st: os.stat_result) -> str | None:
+    """Why a path with this ``stat`` is not a regular file provkit may open (a FIFO would block forever)."""
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "not a regular file")
+    return f"is {kind}, not a regular file" if kind != "not a regular file" else kind
+
+
 def unreadable(path: str) -> str | None:
-    if not os.path.exists(path):
-        return "no such file"
-    if os.path.isdir(path):
-        return "is a directory"
+    """Why ``path`` cannot be read (``None`` when it can); never opens anything but a regular file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such file" if not os.path.islink(path) else "a broken symlink"
+    except OSError as exc:  # ELOOP, EACCES on a parent, ENAMETOOLONG
+        return f"cannot read the file ({exc.strerror or one_line(exc)})"
+    problem = not_regular(st)
+    if problem:
+        return problem
     try:
         with open(path, "rb") as f:
             f.read(1)
@@ -163,9 +185,58 @@ def empty() -> pa.Table:
     return pa.table({"text": pa.array([], pa.large_string()), POS: pa.array([], pa.int64())})
 
 
+COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".xz": "xz"}
+"""File-name suffix -> codec; a line format (txt, jsonl, csv) may carry any of them."""
+UNSUPPORTED_COMPRESSIONS = (".zip", ".7z", ".rar", ".tar", ".tgz", ".lz4", ".br", ".lzma", ".z", ".sz", ".lzo")
+
+
+def compression_of(path: str) -> str | None:
+    """The codec a file name's last suffix names (``None`` for an uncompressed name)."""
+    return COMPRESSIONS.get(os.path.splitext(path.lower())[1])
+
+
+def codec_problem(codec: str) -> str | None:
+    """Why this Python cannot decompress ``codec`` (``None`` when it can)."""
+    if codec == "zstd" and not pa.Codec.is_available("zstd"):
+        try:
+            import zstandard  # noqa: F401  (optional)
+        except ImportError:
+            return "zstd-compressed, and neither pyarrow's zstd codec nor the zstandard package is available " \
+                   "(pip install zstandard, or decompress it first)"
+    return None
+
+
 def open_binary(path: str) -> Any:
-    """A binary stream, gunzipped when the name ends in .gz."""
-    return pa.input_stream(path, compression="detect" if path.lower().endswith(".gz") else None)
+    """A binary stream of the file's content, decompressed as its suffix says (.gz, .bz2, .zst, .xz)."""
+    codec = compression_of(path)
+    if codec is None:
+        return open(path, "rb")
+    if codec == "xz":
+        return lzma.open(path, "rb")
+    if codec == "bz2" and not pa.Codec.is_available("bz2"):
+        return bz2.open(path, "rb")
+    if codec == "zstd" and not pa.Codec.is_available("zstd"):
+        import zstandard  # optional; codec_problem() refused the file when it is missing
+
+        return zstandard.open(path, "rb")
+    return pa.input_stream(path, compression=codec)
+
+
+_LONE_CR = re.compile(rb"\r(?=[^\n])")
+
+
+def split_lone_cr(buf: bytes, final: bool) -> bytes:
+    """Classic-Mac line ends (a ``\\r`` not followed by ``\\n``) as ``\\n``, so lines are never merged.
+
+    A ``\\r`` at the very end of ``buf`` may be the first half of a ``\\r\\n`` split by a
+    block boundary; it is turned into a line end only when ``final``.
+    """
+    if b"\r" not in buf:
+        return buf
+    buf = _LONE_CR.sub(b"\n", buf)
+    if final and buf.endswith(b"\r"):
+        buf = buf[:-1] + b"\n"
+    return buf
 
 
 def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes, list[tuple[int, int]]]]:
@@ -182,7 +253,7 @@ def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes,
             data = f.read(opts.block_bytes)
             if not data:
                 break
-            buf = carry + data
+            buf = split_lone_cr(carry + data, final=False)
             cut = buf.rfind(b"\n")
             if cut < 0:
                 if len(buf) > limit:  # one huge line: skip to its end
@@ -199,11 +270,12 @@ def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes,
                 block, too_large = _drop_long_lines(block, line_no, limit)
             yield line_no, block, too_large
             line_no += block.count(b"\n") + len(too_large)
+        carry = split_lone_cr(carry, final=True)  # holds no line end but maybe a final lone CR
         if carry:
             if len(carry) > limit:
                 yield line_no, b"", [(line_no, len(carry))]
             else:
-                yield line_no, carry + b"\n", []
+                yield line_no, carry if carry.endswith(b"\n") else carry + b"\n", []
 
 
 def _skip_line(f: Any, seen: int, block: int) -> tuple[int, bytes]:

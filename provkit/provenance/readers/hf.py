@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 
 from provkit.errors import InputError
-from provkit.provenance.readers.base import POS, RawChunk, ReadOptions, Source, one_line, select_fields
+from provkit.provenance.readers.base import (
+    POS,
+    RawChunk,
+    ReadOptions,
+    Source,
+    one_line,
+    select_fields,
+)
 
 PREFIX = "hf:"
 SUFFIXES: tuple[str, ...] = ()
