@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import multiprocessing as mp
 import os
 import shutil
 import time
@@ -222,7 +223,11 @@ _WORKER_RUN: "ExperimentRun | None" = None
 
 
 def _worker_init(cfg: ExperimentConfig, out: str) -> None:
+    """Worker k of the pool: its own ExperimentRun; with GPUs, device k mod the device count (--workers per device)."""
     global _WORKER_RUN
+    if torch.cuda.is_available():
+        identity = mp.current_process()._identity
+        torch.cuda.set_device(((identity[0] - 1) if identity else 0) % torch.cuda.device_count())
     _WORKER_RUN = ExperimentRun(cfg, out)
 
 
@@ -243,6 +248,7 @@ class ExperimentRun:
         self._by_name = {c.name: c for c in self.conditions}
         self._gen0: dict[int, Any] = {}
         self._encoder: Any = None
+        self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
         self.resumed = 0
         self.done = 0
 
@@ -315,6 +321,7 @@ class ExperimentRun:
         pre_s = 0.0
         if base is None:
             base = build_tiny_opt(tok, cfg.tiny_model, seed=cfg.seeds[0])
+            base.to(self.device)
             if cfg.pretrain_epochs and pool:
                 t0 = time.perf_counter()
                 ids_, mask = encode_texts([tok.decode(b.token_ids) for b in pool], tok, cfg.block_size)
@@ -349,6 +356,7 @@ class ExperimentRun:
     def base(self) -> Any:
         if not hasattr(self, "_base"):
             self._base, _ = load_model(self.setup_dir / "base", with_tokenizer=False)
+            self._base.to(self.device)
         return self._base
 
     @property
@@ -392,6 +400,7 @@ class ExperimentRun:
     def gen0_model(self, seed: int) -> Any:
         if seed not in self._gen0:
             self._gen0[seed], _ = load_model(self.unit_dir(seed, None, 0) / "model", with_tokenizer=False)
+            self._gen0[seed].to(self.device)
         return self._gen0[seed]
 
     def _gen0_row(self, seed: int) -> dict[str, Any]:
