@@ -217,6 +217,13 @@ def _share(values: np.ndarray, mask: np.ndarray) -> float:
     return float(mask.sum() / values.size) if values.size else float("nan")
 
 
+def _only_more_seeds(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """True when ``new`` only adds seeds to ``old`` (same first seed, which the setup uses)."""
+    a, b = list(old.get("seeds", [])), list(new.get("seeds", []))
+    rest_equal = {k: v for k, v in old.items() if k != "seeds"} == {k: v for k, v in new.items() if k != "seeds"}
+    return rest_equal and a != b and bool(a) and b[: len(a)] == a
+
+
 # ---------------------------------------------------------------- worker process state
 
 _WORKER_RUN: "ExperimentRun | None" = None
@@ -258,6 +265,9 @@ class ExperimentRun:
         mine = self.cfg.to_json()
         if path.exists():
             theirs = json.loads(path.read_text())
+            if _only_more_seeds(theirs, mine):  # units are keyed by seed: adding seeds reuses every unit done
+                write_json_atomic(path, mine)
+                return
             if theirs != mine:
                 diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
                 raise ConfigError(
