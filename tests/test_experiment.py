@@ -3,6 +3,7 @@ resume after kill -9 with 2 workers, bad configs."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -237,6 +238,17 @@ def test_bad_config_is_one_line_before_any_work(tmp_path, body, needle):
     lines = res.stderr.strip().splitlines()
     assert res.exit_code == 2 and len(lines) == 1 and needle in lines[0], res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_more_seeds_extend_a_run_to_what_a_fresh_run_gives(setup, tmp_path):
+    """`--seeds` on an existing run adds seeds: units are keyed by (seed, generation), the setup by the first seed."""
+    root, cfg_path, run = setup
+    one = tmp_path / "one"
+    cfg = load_experiment_config(cfg_path)
+    run_experiment(dataclasses.replace(cfg, seeds=(0,), conditions=("replace",)), one, workers=1)
+    run_experiment(dataclasses.replace(cfg, seeds=(0, 1), conditions=("replace",)), one, workers=1)
+    mine = [r for r in _metrics(one)]
+    assert mine == [r for r in _metrics(run) if r["condition"] == "replace"]
 
 
 def test_resume_with_a_different_config_is_refused(setup, tmp_path):

@@ -91,6 +91,24 @@ def test_contrasts_by_hand():
     # Holm over the four sign-flip p-values (.125, 1, .125, .125) -> (.5, 1, .5, .5)
     assert a["p_signflip_holm"] == pytest.approx(0.5) and k["p_signflip_holm"] == pytest.approx(1.0)
     assert rows[("keep", "accumulate")]["p_signflip_holm"] == pytest.approx(0.5)
+    # Holm over the t p-values: keep-accumulate d = (.4,.3,.3,.4): t = .35/(sd/2), sd = sqrt(.01/3)
+    p_ka = 2 * sps.t.sf(0.35 / (math.sqrt(0.01 / 3) / 2), 3)
+    p_a = 2 * sps.t.sf(0.35 / se, 3)
+    assert rows[("keep", "accumulate")]["p_t_holm"] == pytest.approx(4 * p_ka, rel=1e-6)
+    assert a["p_t_holm"] == pytest.approx(3 * p_a, rel=1e-6)  # (3 and 2 times p_a: the running max)
+    assert a["p_t_holm"] < 0.05
+    assert k["p_t_holm"] == pytest.approx(1.0)
+    assert "not after Holm" not in a["verdict"]
+
+
+def test_an_interval_off_zero_that_fails_holm_says_so():
+    c = {"replace": {0: 0.50, 1: 0.52, 2: 0.49}, "x": {0: 0.425, 1: 0.395, 2: 0.39}, "accumulate": {0: 0.1, 1: 0.2, 2: 0.3}}
+    rows = {(r["condition"], r["reference"]): r for r in contrast_table(c)}
+    r = rows[("x", "replace")]  # d = (-.075, -.125, -.10): mean -.1, sd .025, t = -6.93 (2 df), p = .0202
+    assert (r["diff_ci_low"], r["diff_ci_high"]) == pytest.approx((-0.1 - 4.302653 * 0.025 / 3 ** 0.5,
+                                                                   -0.1 + 4.302653 * 0.025 / 3 ** 0.5), abs=1e-6)
+    assert r["p_t"] == pytest.approx(0.0202, abs=2e-4) and r["p_t_holm"] == pytest.approx(4 * r["p_t"], rel=1e-6)
+    assert "not after Holm correction" in r["verdict"]
 
 
 def test_collapse_slowed_point_and_bootstrap():

@@ -4,6 +4,16 @@
 experiment, fingerprinted (content_hashes, kept and dropped ids) and compared with the
 values recorded from a run of the code *before* the move (``tests/data/golden_layers.json``,
 written by ``python tests/test_layout_golden.py --record`` on commit 4ad63a7).
+
+The experiment keys (``gen0``, ``replace_gen1``, ``curated_gen1``) are no longer compared
+(issue 11): no option set reproduces the old protocol bit for bit.  Its unit seeds mixed
+the condition's name into the RNG seed (now common random numbers per (seed, generation),
+so every training shuffle differs), the human blocks are now cut into test, validation and
+training sets (the old split had no validation set, so the training blocks differ), and the
+weights are normalised per training set instead of per batch.  ``prompts = "chained"``,
+``best_epoch = false`` and ``block_size = 64`` restore the old protocol's *meaning*, and
+``EXPERIMENT_EXTRA`` sets them so the run still exercises that path, but not its numbers.
+The ingest and filter fingerprints are still compared exactly.
 """
 
 from __future__ import annotations
@@ -46,7 +56,8 @@ batch_size = 8
 """
 
 # options that keep the pre-refactor protocol when later issues change the defaults
-EXPERIMENT_EXTRA = ""
+EXPERIMENT_EXTRA = 'prompts = "chained"\nbest_epoch = false\nblock_size = 64\nseeds = [0]\npretrain_epochs = 1\nval_blocks = 24\n'
+EXPERIMENT_KEYS = ("gen0", "replace_gen1", "curated_gen1")  # recorded, not compared: see the module docstring
 
 
 def _digest(values) -> str:
@@ -107,9 +118,8 @@ def test_ingest_filter_experiment_unchanged_by_the_move(tmp_path):
     got = fingerprint(tmp_path)
     for key in ("ingest", "filter"):
         assert got[key] == expected[key], key
-    for key in ("gen0", "replace_gen1", "curated_gen1"):
-        if key in expected:
-            assert got[key] == expected[key], key
+    for key in EXPERIMENT_KEYS:  # the old protocol's run still completes and writes every dataset
+        assert got[key]["rows"] > 0, key
 
 
 if __name__ == "__main__" and "--record" in sys.argv:

@@ -97,8 +97,9 @@ def generate_continuations(
     for b, start in enumerate(range(0, len(prompts), batch_size)):
         chunk = prompts[start : start + batch_size]
         ids, mask = pad_left(chunk, pad_id)
+        ids, mask = ids.to(model.device), mask.to(model.device)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed * 1_000_003 + b)
+            torch.manual_seed(seed * 1_000_003 + b)  # CPU and (when there is one) the current GPU's generator
             seqs = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
         new = seqs[:, ids.size(1) :]
         for row in new.tolist():

@@ -98,6 +98,7 @@ def clone_model(model: PreTrainedModel) -> PreTrainedModel:
     """An independent copy with the same weights (the 'same base' each generation starts from)."""
     copy = type(model)(model.config)
     copy.load_state_dict(model.state_dict())
+    copy.to(model.device)  # a GPU model's copy stays on its device
     copy.eval()
     return copy
 

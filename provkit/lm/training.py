@@ -61,7 +61,8 @@ def _batches(n: int, batch_size: int, order: torch.Tensor | None = None) -> Iter
 
 
 def per_sequence_loss(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of target-token NLL, number of target tokens) per sequence; padding is masked out."""
+    """(sum of target-token NLL, number of target tokens) per sequence on the model's device; padding is masked out."""
+    ids, mask = ids.to(model.device), mask.to(model.device)
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1, :]
     targets = ids[:, 1:]
     valid = (mask[:, 1:] > 0)
@@ -117,7 +118,7 @@ def train_lm(
             order = torch.randperm(n, generator=gen)
             for idx in _batches(n, cfg.batch_size, order):
                 nll_sum, ntok = per_sequence_loss(model, ids[idx], mask[idx])
-                loss = weighted_loss(nll_sum, ntok, w[idx])
+                loss = weighted_loss(nll_sum, ntok, w[idx].to(nll_sum.device))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm:
@@ -154,8 +155,8 @@ def sequence_nll(
     sums, counts = [], []
     for idx in _batches(ids.size(0), batch_size):
         s, c = per_sequence_loss(model, ids[idx], mask[idx])
-        sums.append(s.double().numpy())
-        counts.append(c.numpy())
+        sums.append(s.double().cpu().numpy())
+        counts.append(c.cpu().numpy())
         if progress:
             progress(len(idx))
     if not sums:

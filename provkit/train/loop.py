@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import multiprocessing as mp
 import os
 import shutil
 import time
@@ -216,13 +217,24 @@ def _share(values: np.ndarray, mask: np.ndarray) -> float:
     return float(mask.sum() / values.size) if values.size else float("nan")
 
 
+def _only_more_seeds(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """True when ``new`` only adds seeds to ``old`` (same first seed, which the setup uses)."""
+    a, b = list(old.get("seeds", [])), list(new.get("seeds", []))
+    rest_equal = {k: v for k, v in old.items() if k != "seeds"} == {k: v for k, v in new.items() if k != "seeds"}
+    return rest_equal and a != b and bool(a) and b[: len(a)] == a
+
+
 # ---------------------------------------------------------------- worker process state
 
 _WORKER_RUN: "ExperimentRun | None" = None
 
 
 def _worker_init(cfg: ExperimentConfig, out: str) -> None:
+    """Worker k of the pool: its own ExperimentRun; with GPUs, device k mod the device count (--workers per device)."""
     global _WORKER_RUN
+    if torch.cuda.is_available():
+        identity = mp.current_process()._identity
+        torch.cuda.set_device(((identity[0] - 1) if identity else 0) % torch.cuda.device_count())
     _WORKER_RUN = ExperimentRun(cfg, out)
 
 
@@ -243,6 +255,7 @@ class ExperimentRun:
         self._by_name = {c.name: c for c in self.conditions}
         self._gen0: dict[int, Any] = {}
         self._encoder: Any = None
+        self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
         self.resumed = 0
         self.done = 0
 
@@ -252,6 +265,9 @@ class ExperimentRun:
         mine = self.cfg.to_json()
         if path.exists():
             theirs = json.loads(path.read_text())
+            if _only_more_seeds(theirs, mine):  # units are keyed by seed: adding seeds reuses every unit done
+                write_json_atomic(path, mine)
+                return
             if theirs != mine:
                 diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
                 raise ConfigError(
@@ -315,6 +331,7 @@ class ExperimentRun:
         pre_s = 0.0
         if base is None:
             base = build_tiny_opt(tok, cfg.tiny_model, seed=cfg.seeds[0])
+            base.to(self.device)
             if cfg.pretrain_epochs and pool:
                 t0 = time.perf_counter()
                 ids_, mask = encode_texts([tok.decode(b.token_ids) for b in pool], tok, cfg.block_size)
@@ -349,6 +366,7 @@ class ExperimentRun:
     def base(self) -> Any:
         if not hasattr(self, "_base"):
             self._base, _ = load_model(self.setup_dir / "base", with_tokenizer=False)
+            self._base.to(self.device)
         return self._base
 
     @property
@@ -392,6 +410,7 @@ class ExperimentRun:
     def gen0_model(self, seed: int) -> Any:
         if seed not in self._gen0:
             self._gen0[seed], _ = load_model(self.unit_dir(seed, None, 0) / "model", with_tokenizer=False)
+            self._gen0[seed].to(self.device)
         return self._gen0[seed]
 
     def _gen0_row(self, seed: int) -> dict[str, Any]:
