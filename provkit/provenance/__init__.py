@@ -4,7 +4,7 @@
 * :mod:`.manifest`, :mod:`.reader`, :mod:`.writer` - the dataset store (manifest and PROV documents,
   reading and verifying, atomic writing)
 * :mod:`.readers` - one module per source format, one suffix table
-* :mod:`.ingest`, :mod:`.lineage`, :mod:`.export`, :mod:`.stats`, :mod:`.builtin`
+* :mod:`.ingest`, :mod:`.merge`, :mod:`.lineage`, :mod:`.export`, :mod:`.stats`, :mod:`.builtin`
 """
 
 from provkit.core.atomic import publish_dir, sha256_file
@@ -16,6 +16,7 @@ from provkit.provenance.export import export_dataset
 from provkit.provenance.ingest import IdIndex, Ingest, IngestConfig, IngestSummary, ingest
 from provkit.provenance.lineage import lineage
 from provkit.provenance.manifest import KINDS, Activity
+from provkit.provenance.merge import MergeSummary, merge_datasets
 from provkit.provenance.reader import Dataset, verify
 from provkit.provenance.readers import FieldMap, ReadOptions, Source, resolve_sources
 from provkit.provenance.schema import (
@@ -37,6 +38,6 @@ __all__ = [
     "COLUMNS", "SCHEMA", "SCHEMA_VERSION", "Evidence", "Generator", "Origin", "check_schema", "content_hash",
     "make_batch", "KINDS", "Activity", "Dataset", "DatasetError", "DatasetWriter", "verify",
     "publish_dir", "sha256_file", "EXPORT_FORMATS", "export_dataset",
-    "IdIndex", "Ingest", "IngestConfig", "IngestSummary", "ingest", "lineage",
+    "IdIndex", "Ingest", "IngestConfig", "IngestSummary", "ingest", "lineage", "MergeSummary", "merge_datasets",
     "FieldMap", "ReadOptions", "Source", "resolve_sources", "dataset_info", "dataset_stats",
 ]

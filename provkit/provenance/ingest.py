@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from provkit.errors import ConfigError, InputError
+from provkit.provenance.carry import carry_columns
 from provkit.provenance.manifest import MANIFEST, Activity
 from provkit.provenance.reader import Dataset
 from provkit.provenance.readers import (
@@ -44,6 +45,7 @@ from provkit.provenance.readers import (
     Source,
     read_source,
     resolve_sources,
+    spec_name,
     type_reason,
 )
 from provkit.provenance.schema import ORIGINS, Evidence, Generator, Origin, make_batch, utcnow
@@ -94,6 +96,8 @@ class IngestConfig:
     generation: int | None = None
     dataset: str | None = None
     license: str | None = None
+    license_field: str | None = None  # a per-record licence field (a record without one gets ``license``)
+    keep_fields: tuple[str, ...] = ()  # source fields kept in the record's ``metadata`` (JSON object)
     split: str = "file"
     on_error: str = "fail"
     max_record_bytes: int = 10 << 20
@@ -117,7 +121,8 @@ class IngestConfig:
             Dataset.open(parent)  # a clear error now rather than a broken lineage later
 
     def read_options(self) -> ReadOptions:
-        fields = FieldMap(self.text_field, self.id_field, self.origin_field, self.parent_field)
+        fields = FieldMap(self.text_field, self.id_field, self.origin_field, self.parent_field, self.license_field,
+                          tuple(self.keep_fields))
         return ReadOptions(fields, self.split, self.max_record_bytes, max(self.block_bytes, 1 << 16))
 
 
@@ -307,10 +312,13 @@ class Ingest:
     def __init__(self, sources: list[str], out: str | Path, cfg: IngestConfig):
         cfg.check()
         self.cfg = cfg
-        self.specs = list(sources)
-        self.sources: list[Source] = resolve_sources(self.specs)
+        self.sources: list[Source] = resolve_sources(list(sources))
+        self.specs = [spec_name(s, i) for i, s in enumerate(sources)] if len(sources) > 1 else \
+            [spec_name(s) for s in sources]
         self.out = Path(out)
         self.ids = IdIndex()
+        # a ``metadata`` column in every batch when any source can bring one (one schema per run)
+        self.metadata = bool(cfg.keep_fields) or any(s.kind in ("provkit", "hf") for s in self.sources)
         self.activity = Activity("ingest", {"sources": self.specs, **asdict(cfg)}, used=self.specs)
         self.mode = "appended" if (self.out / MANIFEST).exists() else "created"
         self.summary = IngestSummary(str(self.out), self.activity.id, self.mode, self.specs)
@@ -324,7 +332,8 @@ class Ingest:
     def run(self, progress: Callable[[int, int], None] | None = None) -> IngestSummary:
         """Read every source, write the dataset, commit; ``progress(records, bytes)`` after each chunk."""
         start = time.perf_counter()
-        writer = DatasetWriter(self.out, self.activity, parents=self.cfg.parent_datasets,
+        parents = [*self.cfg.parent_datasets, *(s.uri for s in self.sources if s.kind == "provkit")]
+        writer = DatasetWriter(self.out, self.activity, parents=parents,
                                mode="append" if self.mode == "appended" else "create")
         with writer:
             if writer.existing is not None:
@@ -417,11 +426,11 @@ class Ingest:
             gen, model = Generator(cfg.generator_model, cfg.generation or 0), Origin.MODEL.value
             generators = [gen if o == model else None for o in origin.to_pylist()]
         uri = table.column(SOURCE).combine_chunks() if SOURCE in table.column_names else source_uri(source)
-        return make_batch(
+        return carry_columns(make_batch(
             table.column("text").combine_chunks(), ids=ids, origin=origin, evidence=declared, confidence=confidence,
             generators=generators, parent_ids=parents, activity_id=self.activity.id, source_uri=uri,
             dataset=cfg.dataset, license=cfg.license, ingested_at=self.activity.started_at,
-        )
+        ), table, metadata=self.metadata)
 
 
 def prefetch(chunks: Iterator[T], depth: int = 2) -> Iterator[T]:

@@ -18,13 +18,13 @@ import os
 import zlib
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
+from typing import Any, Iterator
 
 import pyarrow as pa
 
 from provkit.errors import InputError
 from provkit.provenance.builtin import BUILTIN_SOURCES
-from provkit.provenance.readers import builtin, csv, hf, jsonl, parquet, txt
+from provkit.provenance.readers import builtin, csv, hf, jsonl, parquet, provkit, txt
 from provkit.provenance.readers.base import (
     POS,
     RAW_KEEP,
@@ -43,16 +43,16 @@ from provkit.provenance.readers.base import (
 from provkit.provenance.readers.hf import parse_hf_uri
 
 FORMATS: dict[str, ModuleType] = {
-    "txt": txt, "jsonl": jsonl, "csv": csv, "parquet": parquet, "hf": hf, "builtin": builtin,
+    "txt": txt, "jsonl": jsonl, "csv": csv, "parquet": parquet, "hf": hf, "builtin": builtin, "provkit": provkit,
 }
-"""Source kind -> reader module (file formats by suffix, uri formats by prefix)."""
+"""Source kind -> reader module (file formats by suffix, uri formats by prefix, dataset directories by MARKER)."""
 
 SUFFIXES: dict[str, str] = {suffix: kind for kind, mod in FORMATS.items() for suffix in mod.SUFFIXES}
 PREFIXES: dict[str, str] = {mod.PREFIX: kind for kind, mod in FORMATS.items() if getattr(mod, "PREFIX", None)}
 
 __all__ = [
     "FORMATS", "SUFFIXES", "PREFIXES", "POS", "RAW_KEEP", "SOURCE", "SPLITS", "BadRecord", "FieldMap", "RawChunk",
-    "ReadOptions", "Source", "one_line", "parse_hf_uri", "read_source", "resolve_sources", "type_reason",
+    "ReadOptions", "Source", "one_line", "parse_hf_uri", "read_source", "resolve_sources", "spec_name", "type_reason",
 ]
 
 
@@ -65,8 +65,9 @@ def _known_inputs() -> str:
     return ", ".join([*SUFFIXES, *(f"{p}NAME" for p in PREFIXES)])
 
 
-def resolve_sources(specs: list[str]) -> list[Source]:
-    """Expand ``builtin:``/``hf:`` uris, directories (recursively, known suffixes) and globs, in sorted order.
+def resolve_sources(specs: list[Any]) -> list[Source]:
+    """Expand ``builtin:``/``hf:`` uris, provkit dataset directories, other directories (recursively, known
+    suffixes) and globs, in sorted order; a ``datasets`` object (Python API) is one ``hf`` source.
 
     Derived ids start with the file's path relative to the directory or glob
     root it was found under (its name when given directly), so they stay the
@@ -74,6 +75,11 @@ def resolve_sources(specs: list[str]) -> list[Source]:
     """
     out: list[Source] = []
     for spec in specs:
+        if hf.is_hf_object(spec):
+            uri = spec_name(spec, len(out) if len(specs) > 1 else None)
+            out.append(Source(uri, "hf", uri[len("hf:<"):-1].split(" ")[-1], data=spec))
+            continue
+        spec = os.fspath(spec)
         prefix = next((p for p in PREFIXES if spec.startswith(p)), None)
         if prefix == builtin.PREFIX and spec[len(prefix):] not in BUILTIN_SOURCES:
             raise InputError(f"{spec}: unknown builtin corpus; available: {', '.join(BUILTIN_SOURCES)}")
@@ -85,6 +91,8 @@ def resolve_sources(specs: list[str]) -> list[Source]:
             if not matches:
                 raise InputError(f"{spec}: the pattern matches no file")
             out.extend(_file_source(m, os.path.relpath(m, root)) for m in matches)
+        elif provkit.is_dataset_dir(spec):
+            out.append(Source(spec, "provkit", os.path.basename(os.path.normpath(spec))))
         elif os.path.isdir(spec):
             files = sorted(
                 str(p) for p in Path(spec).rglob("*")
@@ -96,6 +104,14 @@ def resolve_sources(specs: list[str]) -> list[Source]:
         else:
             out.append(_file_source(spec, os.path.basename(spec)))
     return out
+
+
+def spec_name(spec: Any, index: int | None = None) -> str:
+    """How a source spec is named in ids, activities and messages (a ``datasets`` object: ``hf:<Dataset NAME>``)."""
+    if not hf.is_hf_object(spec):
+        return os.fspath(spec)
+    name = getattr(getattr(spec, "info", None), "dataset_name", None) or "hf-dataset"
+    return f"hf:<{type(spec).__name__} {name if index is None else f'{name}-{index}'}>"
 
 
 def _file_source(path: str, prefix: str) -> Source:
