@@ -85,7 +85,7 @@ def resolve_sources(specs: list[Any]) -> list[Source]:
             raise InputError(f"{spec}: unknown builtin corpus; available: {', '.join(BUILTIN_SOURCES)}")
         if prefix is not None:
             out.append(Source(spec, PREFIXES[prefix], spec))
-        elif any(ch in spec for ch in "*?["):
+        elif any(ch in spec for ch in "*?[") and not os.path.exists(spec):  # a file named "a[1].txt" is a file
             root = os.path.dirname(spec.split("*")[0].split("?")[0].split("[")[0]) or "."
             matches = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
             if not matches:
