@@ -1,21 +1,29 @@
 """The `prov` command line: parses flags, calls the library, prints. No logic here.
 
-Errors from the library (:class:`provkit.errors.ProvkitError`) become one line
-on stderr and exit code 2; ``--json`` output goes to stdout alone.
+Exit codes: 0 success; 1 a data or verification failure (bad input, a broken
+or missing dataset, ``prov verify`` problems); 2 a usage error (an unknown
+option or value, a bad config: :class:`provkit.errors.ConfigError`, and
+Typer's own usage errors); 130 interrupted.  Errors are one line on stderr;
+``--json`` output goes to stdout alone.  User-supplied text (paths, names,
+record text) is printed literally: no rich markup, highlighting or emoji codes.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+
+import provkit
 
 from provkit.core import progress as core_progress
 from provkit.core.atomic import dumps_json
@@ -33,9 +41,20 @@ from provkit.filters.detector import (
 )
 from provkit.lm.watermark import DEFAULT_MIN_TOKENS, WatermarkConfig, load_scorer, read_key
 from provkit.lm.watermark_data import build_tagger, detect_dataset
-from provkit.provenance import Dataset, IngestConfig, dataset_info, dataset_stats, export_dataset, lineage, verify
+from provkit.provenance import (
+    Dataset,
+    IngestConfig,
+    dataset_info,
+    dataset_stats,
+    export_dataset,
+    lineage,
+    merge_datasets,
+    verify,
+)
 from provkit.train import (
+    AuditConfig,
     ToyConfig,
+    audit,
     compare_runs,
     default_workers,
     gap_text,
@@ -46,6 +65,7 @@ from provkit.train import (
     run_toy,
     write_crawl_report,
     write_report,
+    write_audit,
     write_toy,
 )
 
@@ -55,20 +75,45 @@ experiment_app = typer.Typer(no_args_is_help=True, help="The recursive-training 
 app.add_typer(detector_app, name="detector")
 app.add_typer(experiment_app, name="experiment")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False, highlight=False)  # user text is printed literally: no :smile: -> emoji
+err = Console(stderr=True, emoji=False, highlight=False)
+log = logging.getLogger("provkit")
+
+EXIT_DATA = 1  # bad input, a broken dataset, a failed verification
+EXIT_USAGE = 2  # an unknown option or value, a bad config
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"provkit {provkit.__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log lines on stderr (-v info, -vv debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
+) -> None:
+    """provkit: training-data provenance, curation and the model-collapse experiment."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ProvkitError (or an OS error) into one line on stderr and exit 2 (never a traceback)."""
+    """Turn a ProvkitError (or an OS error) into one line on stderr: exit 2 for a usage/config error, 1 for data
+    (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ProvkitError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2)
+            err.print(Text.assemble(("error:", "red"), " ", str(exc)), soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_DATA)
         except KeyboardInterrupt:
             err.print("interrupted; nothing was committed")
             raise typer.Exit(130)
@@ -76,10 +121,10 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             where = f"{exc.filename}: " if exc.filename else ""
             err.print(f"[red]error:[/red] {escape(where + (exc.strerror or str(exc)))}", highlight=False,
                       soft_wrap=True)
-            raise typer.Exit(2)
+            raise typer.Exit(EXIT_DATA)
         except RecursionError:
             err.print("[red]error:[/red] input nested too deeply to process", highlight=False, soft_wrap=True)
-            raise typer.Exit(2)
+            raise typer.Exit(EXIT_DATA)
 
     return wrapper
 
@@ -118,7 +163,8 @@ def _say(text: str, console: Console = out) -> None:
 @app.command("ingest")
 @friendly_errors
 def ingest_command(
-    sources: List[str] = typer.Argument(..., help="files, directories, globs, hf:NAME[:CONFIG][:SPLIT] or builtin:python-docs"),
+    sources: List[str] = typer.Argument(..., help="files, directories, globs, provkit dataset directories (provenance "
+                                        "kept), hf:NAME[:CONFIG][:SPLIT], hf:SAVED_FOLDER or builtin:python-docs"),
     out_dir: Path = typer.Option(..., "--out", "-o", help="dataset directory (created, or appended to when it exists)"),
     origin: str = typer.Option("human", help="origin of every record: human|model|mixed|unknown"),
     text_field: str = typer.Option("text", help="field (JSONL/CSV/Parquet/HF column) holding the text"),
@@ -129,7 +175,10 @@ def ingest_command(
     generator_model: Optional[str] = typer.Option(None, help="model that generated the model-origin records"),
     generation: Optional[int] = typer.Option(None, help="generation number of the model records (needs --generator-model)"),
     dataset: Optional[str] = typer.Option(None, help="dataset name stored with each record"),
-    license: Optional[str] = typer.Option(None, help="license stored with each record"),
+    license: Optional[str] = typer.Option(None, help="license stored with each record (where --license-field gives none)"),
+    license_field: Optional[str] = typer.Option(None, help="field holding each record's license"),
+    keep_fields: Optional[str] = typer.Option(None, help="comma-separated source fields kept in the record's metadata "
+                                              "column (a JSON object)"),
     split: str = typer.Option("file", help=".txt sources: one record per file|line|paragraph"),
     on_error: str = typer.Option("fail", help="fail: stop at the first bad record; skip: quarantine bad records"),
     max_record_bytes: int = typer.Option(10 << 20, help="records larger than this are bad input (record too large)"),
@@ -144,7 +193,9 @@ def ingest_command(
     """Turn text, JSONL, CSV, Parquet or Hugging Face data into a provenance-tagged Parquet dataset."""
     cfg = IngestConfig(origin=origin, text_field=text_field, id_field=id_field, origin_field=origin_field,
                        parent_field=parent_field, generator_model=generator_model, generation=generation,
-                       dataset=dataset, license=license, split=split, on_error=on_error,
+                       dataset=dataset, license=license, license_field=license_field,
+                       keep_fields=tuple(f.strip() for f in (keep_fields or "").split(",") if f.strip()),
+                       split=split, on_error=on_error,
                        max_record_bytes=max_record_bytes, parent_datasets=tuple(str(p) for p in parent_dataset))
     tagger = build_tagger(watermark_model, watermark_key_file, watermark_key_env, watermark_z)
     job = get_ingest(engine, list(sources), out_dir, cfg, ray_address, annotator=tagger)
@@ -238,6 +289,21 @@ def stats_command(
               f"{counts(dict(list(st['by_source'].items())[:3]))}")
     _say(f"  {'chars:':<12}{summary(st['text_chars'])}")
     _say(f"  {'tokens:':<12}{summary(st['whitespace_tokens'])}  (whitespace tokens)")
+    if st.get("filter"):
+        _print_filter_steps(st["filter"]["steps"])
+
+
+def _print_filter_steps(steps: list[dict[str, Any]]) -> None:
+    """Each filter step's kept/dropped counts, and by origin where the report has them."""
+    def counts(d: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in d.items()) or "-"
+
+    for st in steps:
+        dropped = ", ".join(f"{k} {v}" for k, v in st["dropped"].items()) or "none dropped"
+        _say(f"  {st['step']:<14} in {st['in']:>8}  kept {st['kept']:>8}  ({dropped})")
+        if st.get("in_by_origin"):
+            _say(f"  {'':<14} by origin: in {counts(st['in_by_origin'])}; kept {counts(st['kept_by_origin'])}; "
+                 f"dropped {counts(st['dropped_by_origin'])}")
 
 
 @app.command("lineage")
@@ -266,13 +332,21 @@ def lineage_command(
 
 @app.command("verify")
 @friendly_errors
-def verify_command(ds: Path = typer.Argument(..., help="dataset directory")) -> None:
+def verify_command(
+    ds: Path = typer.Argument(..., help="dataset directory"),
+    json_out: bool = typer.Option(False, "--json", help="print {dataset, ok, problems} as JSON"),
+) -> None:
     """Re-hash every file against the manifest, check schema and row counts; exit 1 on any problem."""
     problems = verify(ds)
+    if json_out:
+        print_json({"dataset": str(ds), "ok": not problems, "problems": problems})
+        if problems:
+            raise typer.Exit(EXIT_DATA)
+        return
     for p in problems:
         _say(p, err)
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_DATA)
     _say(f"{ds}: ok (all files match the manifest)")
 
 
@@ -281,12 +355,62 @@ def verify_command(ds: Path = typer.Argument(..., help="dataset directory")) -> 
 def export_command(
     ds: Path = typer.Argument(..., help="dataset directory"),
     to: str = typer.Option(..., "--to", help="jsonl | prov-json | croissant"),
-    out_path: Path = typer.Option(..., "--out", "-o", help="output file"),
+    out_path: Path = typer.Option(..., "--out", "-o", help="output file (gzip-compressed when it ends in .gz)"),
     no_verify: bool = typer.Option(False, "--no-verify", help="Read parts without checking their sha256 against the manifest."),
+    json_out: bool = typer.Option(False, "--json", help="print {out, format, records} as JSON"),
 ) -> None:
-    """Export records (JSONL), provenance (W3C PROV-JSON) or a Croissant description."""
+    """Export records (JSONL), provenance (W3C PROV-JSON) or a Croissant 1.1 description."""
     n = export_dataset(ds, to, out_path, verify=not no_verify)
+    if json_out:
+        print_json({"out": str(out_path), "format": to, "records": n})
+        return
     _say(f"wrote {out_path} ({to}, {n:,} records)")
+
+
+@app.command("merge")
+@friendly_errors
+def merge_command(
+    inputs: List[Path] = typer.Argument(..., help="provkit datasets to merge, in order"),
+    out_path: Path = typer.Option(..., "--out", "-o", help="new dataset directory"),
+    on_duplicate: str = typer.Option("fail", "--on-duplicate", help="fail: stop at a repeated id; skip: keep the first"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Merge datasets into one, every column kept as it is (lineage to the inputs, ids checked)."""
+    summary = merge_datasets(inputs, out_path, on_duplicate=on_duplicate, overwrite=overwrite)
+    if json_out:
+        print_json(summary.to_json())
+        return
+    origins = ", ".join(f"{k} {v:,}" for k, v in summary.by_origin.items()) or "none"
+    skipped = f", skipped {summary.skipped_duplicates:,} duplicate ids" if summary.skipped_duplicates else ""
+    _say(f"merged {len(summary.inputs)} datasets into {summary.out}: {summary.written:,} records ({origins}){skipped}")
+
+
+@app.command("audit")
+@friendly_errors
+def audit_command(
+    ds: Path = typer.Argument(..., help="dataset to audit"),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="a human dataset to compare against"),
+    detector: Optional[Path] = typer.Option(None, "--detector", help="a detector directory (prov detector train): "
+                                            "estimate the model-written share"),
+    model: Optional[Path] = typer.Option(None, "--model", help="a local causal LM directory: perplexity histograms"),
+    out_dir: Path = typer.Option(Path("audit-out"), "--out", "-o", help="folder for audit.html and audit.json"),
+    sample: int = typer.Option(5000, "--sample", help="records per dataset sampled for the text metrics"),
+    embedding: bool = typer.Option(False, "--embedding", help="also embedding diversity (local all-MiniLM-L6-v2)"),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: bool = typer.Option(False, "--json", help="print audit.json to stdout"),
+) -> None:
+    """The collapse-risk report of a corpus: origin mix, model share, duplicates, diversity, tails, perplexity."""
+    config = AuditConfig(reference=str(reference) if reference else None, detector=str(detector) if detector else None,
+                         model=str(model) if model else None, sample=sample, embedding=embedding, seed=seed)
+    result = audit(ds, config)
+    json_path, html_path = write_audit(result, out_dir)
+    if json_out:
+        print_json(result.to_json())
+        return
+    for i, f in enumerate(result.findings, 1):
+        _say(f"{i}. {f['finding']}")
+    _say(f"report {html_path}, figures {json_path}")
 
 
 # ---------------------------------------------------------------- filter commands
@@ -296,8 +420,9 @@ def export_command(
 @friendly_errors
 def filter_command(
     src: Path = typer.Argument(..., help="Input provkit dataset."),
-    out_path: Path = typer.Option(..., "--out", help="Output dataset (kept records, rejects/, report.json, report.md)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Pipeline TOML file (see pipelines/default.toml)."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Output dataset (kept records, rejects/, report.json, report.md)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Pipeline TOML file, or `default` (the pipeline "
+                                          "shipped with provkit; the step flags start from its settings)."),
     dedup: Optional[str] = typer.Option(None, "--dedup", help="exact, minhash or exact,minhash."),
     minhash_threshold: Optional[float] = typer.Option(None, "--minhash-threshold", help="Target Jaccard similarity."),
     quality: bool = typer.Option(False, "--quality", help="Drop repetitive / degenerate / very short texts."),
@@ -334,9 +459,8 @@ def filter_command(
     if as_json:
         print_json(report)
         return
-    for st in report["steps"]:
-        dropped = ", ".join(f"{k} {v}" for k, v in st["dropped"].items()) or "none dropped"
-        _say(f"  {st['step']:<14} in {st['in']:>8}  kept {st['kept']:>8}  ({dropped})")
+    trace = report.get("provenance", {}).get("steps", {})
+    _print_filter_steps([{**st, **trace.get(st["step"], {})} for st in report["steps"]])
     n_dropped = sum(report["dropped"].values())
     _say(f"filtered {report['input']} records: kept {report['kept']}, dropped {n_dropped} "
          f"-> {out_path} ({report['seconds']} s)")
@@ -489,7 +613,7 @@ def _experiment_progress() -> tuple[Progress, core_progress.Progress]:
 @experiment_app.command("run")
 @friendly_errors
 def experiment_run(
-    run_dir: Path = typer.Option(..., "--out", help="run directory (rerun the same command to resume)"),
+    run_dir: Path = typer.Option(..., "--out", "-o", help="run directory (rerun the same command to resume)"),
     config: Optional[Path] = typer.Option(None, "--config", help="experiment TOML (any ExperimentConfig key)"),
     preset: Optional[str] = typer.Option(None, "--preset", help="tiny (default, offline CPU) or paper (OPT-125m, wikitext-2)"),
     model: Optional[str] = typer.Option(None, "--model", help="model directory or hub name (overrides the preset)"),
@@ -598,7 +722,7 @@ def experiment_compare(runs: List[Path] = typer.Argument(..., help="run director
     table = Table("run", "condition", "seeds", "gens", "ppl gen 0", "ppl last [95% CI]", "C [95% CI]",
                   "collapse slowed [95% CI]")
     for r in rows:
-        table.add_row(r["run"], r["condition"], str(r["seeds"]), str(r["generations"]), f"{r['ppl_gen0']:.1f}",
+        table.add_row(Text(str(r["run"])), Text(str(r["condition"])), str(r["seeds"]), str(r["generations"]), f"{r['ppl_gen0']:.1f}",
                       _iv(r["ppl_last"], r["ppl_last_ci_low"], r["ppl_last_ci_high"], 1), _iv(r["C"], r["C_ci_low"], r["C_ci_high"]),
                       "(reference)" if r["condition"] == "replace" else _iv(r["slowed"], r["slowed_ci_low"], r["slowed_ci_high"], 2))
     out.print(table)
@@ -608,7 +732,7 @@ def experiment_compare(runs: List[Path] = typer.Argument(..., help="run director
 @friendly_errors
 def experiment_toy(
     kind: str = typer.Argument(..., help="gaussian or gmm"),
-    out_dir: Path = typer.Option(Path("toy-out"), "--out", help="directory for toy.png and toy.json"),
+    out_dir: Path = typer.Option(Path("toy-out"), "--out", "-o", help="directory for toy.png and toy.json"),
     samples: int = typer.Option(100, "--samples", "-M", help="samples per generation (M)"),
     generations: int = typer.Option(200, "--generations"),
     repeats: int = typer.Option(1000, "--repeats"),

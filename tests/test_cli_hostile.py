@@ -1,4 +1,4 @@
-"""The command line under hostile or clumsy use: one error line and exit 2, never a traceback, never data lost."""
+"""The command line under hostile or clumsy use: one error line and exit 1 (data) or 2 (usage), never a traceback, never data lost."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from provkit.provenance import Dataset, IngestConfig, ingest, verify
 runner = CliRunner()
 
 
-def _one_error_line(res, *needles: str) -> str:
-    assert res.exit_code == 2, res.output
+def _one_error_line(res, *needles: str, code: int = 1) -> str:
+    """One ``error:`` line; exit 1 for data/verification errors, 2 for usage/config errors (README)."""
+    assert res.exit_code == code, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
     assert "Traceback" not in res.output

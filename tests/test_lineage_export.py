@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -104,11 +105,14 @@ def test_export_croissant(chain, tmp_path):
     assert runner.invoke(app, ["export", str(human), "--to", "croissant", "--out", str(out)]).exit_code == 0
     doc = json.loads(out.read_text())
     assert doc["@context"]["cr"] == "http://mlcommons.org/croissant/"
-    assert doc["conformsTo"] == "http://mlcommons.org/croissant/1.0" and doc["@type"] == "sc:Dataset"
+    assert doc["conformsTo"] == "http://mlcommons.org/croissant/1.1" and doc["@type"] == "sc:Dataset"
     objects = [d for d in doc["distribution"] if d["@type"] == "cr:FileObject"]
     ds = Dataset.open(human)
-    assert {o["contentUrl"]: o["sha256"] for o in objects} == {
-        str(p.relative_to(human)): sha256_file(p) for p in ds.files("data")}
+    assert {o["contentUrl"]: o["sha256"] for o in objects} == {  # relative to where the JSON-LD is
+        os.path.relpath(p, out.parent): sha256_file(p) for p in ds.files("data")}
+    out = human / "croissant.json"  # inside the dataset: one file set
+    assert runner.invoke(app, ["export", str(human), "--to", "croissant", "--out", str(out)]).exit_code == 0
+    doc = json.loads(out.read_text())
     file_set = [d for d in doc["distribution"] if d["@type"] == "cr:FileSet"][0]
     assert file_set["includes"] == "data/*.parquet" and file_set["encodingFormat"] == "application/x-parquet"
     (records,) = doc["recordSet"]

@@ -197,7 +197,7 @@ class LocalEngine:
             st.rows_in, st.kept = alive.num_rows, int(alive.num_rows - dropped.sum())
             counts = pc.value_counts(reasons.filter(pa.array(dropped))).to_pylist() if dropped.any() else []
             st.dropped = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
-            if step.weight_column:
+            if step.weight_column and step.weight_column in table.column_names:  # absent: no row was alive
                 w = pc.fill_null(table.column(step.weight_column), 1.0).to_numpy()[~dropped]
                 st.weight = _weight_summary(np.asarray(w, dtype=np.float64))
             st.seconds += time.perf_counter() - t0

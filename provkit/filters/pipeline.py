@@ -5,7 +5,8 @@ activity (kind ``filter``) records the pipeline config and its sha256 and
 uses IN (its parent).  ``OUT/data`` holds kept records (schema columns
 unchanged, annotations appended, ``sample_weight`` where a step weights),
 ``OUT/rejects`` every dropped record with ``drop_reason`` and ``drop_step``,
-and the side files ``report.json`` / ``report.md`` the per-step counts.
+and the side files ``report.json`` / ``report.md`` the per-step counts, broken
+down by origin and evidence with sampled dropped examples (:mod:`.trace`).
 The report always satisfies ``input == kept + sum(dropped.values())``.
 """
 
@@ -24,6 +25,7 @@ from provkit.filters.config import PipelineConfig
 from provkit.filters.engine import Engine, EngineResult, check_conservation
 from provkit.filters.step import Step
 from provkit.filters.steps import build_step
+from provkit.filters.trace import TracingWriter, trace_markdown, trace_report
 from provkit.provenance import Activity, Dataset, DatasetWriter, check_schema
 
 
@@ -87,6 +89,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {st['step']} | {st['in']} | {st['kept']} | {dropped} | {_fmt_weight(st['weight'])} | {st['seconds']} |")
     for step, figures in report.get("clustering", {}).items():
         lines.append(f"\n- {step} on the cluster: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures.items()))
+    if "provenance" in report:
+        lines.append(trace_markdown(report["provenance"]))
     lines += ["", "## Pipeline", "", "```json", json.dumps(report["pipeline"], indent=2), "```", ""]
     return "\n".join(lines)
 
@@ -115,9 +119,11 @@ def run_pipeline(source: str | Path, out: str | Path, config: PipelineConfig, en
     activity = Activity("filter", params, used=[str(source.resolve())])
     t0 = time.perf_counter()
     with DatasetWriter(out, activity, parents=[source], mode="overwrite" if overwrite else "create") as writer:
-        result = engine.run(dataset, steps, writer, progress)
+        tracer = TracingWriter(writer)
+        result = engine.run(dataset, steps, tracer, progress)  # type: ignore[arg-type]  # a DatasetWriter proxy
         check_conservation(result)
         report = make_report(result, config, source, engine.name, time.perf_counter() - t0)
+        report["provenance"] = trace_report(tracer, [st.name for st in result.steps])
         writer.add_file("report.json", dumps_json(report, indent=2) + "\n")  # strict JSON: no NaN
         writer.add_file("report.md", report_markdown(report))
     return FilterResult(out, report)

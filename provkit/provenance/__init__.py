@@ -4,7 +4,7 @@
 * :mod:`.manifest`, :mod:`.reader`, :mod:`.writer` - the dataset store (manifest and PROV documents,
   reading and verifying, atomic writing)
 * :mod:`.readers` - one module per source format, one suffix table
-* :mod:`.ingest`, :mod:`.lineage`, :mod:`.export`, :mod:`.stats`, :mod:`.builtin`
+* :mod:`.ingest`, :mod:`.merge`, :mod:`.lineage`, :mod:`.export`, :mod:`.stats`, :mod:`.builtin`
 """
 
 from provkit.core.atomic import publish_dir, sha256_file
@@ -22,6 +22,7 @@ from provkit.provenance.ingest import (
 )
 from provkit.provenance.lineage import lineage
 from provkit.provenance.manifest import KINDS, Activity
+from provkit.provenance.merge import MergeSummary, merge_datasets
 from provkit.provenance.reader import Dataset, verify
 from provkit.provenance.readers import FieldMap, ReadOptions, Source, resolve_sources
 from provkit.provenance.schema import (
@@ -69,6 +70,8 @@ __all__ = [
     "ingest",
     "iter_builtin",
     "lineage",
+    "merge_datasets",
+    "MergeSummary",
     "make_batch",
     "publish_dir",
     "resolve_sources",

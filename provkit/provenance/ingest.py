@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from provkit.core.atomic import dumps_json
 from provkit.errors import ConfigError, InputError
 from provkit.provenance.annotate import RecordAnnotator
+from provkit.provenance.carry import carry_columns
 from provkit.provenance.manifest import MANIFEST, Activity
 from provkit.provenance.reader import Dataset
 from provkit.provenance.readers import (
@@ -48,6 +49,7 @@ from provkit.provenance.readers import (
     Source,
     read_source,
     scan_sources,
+    spec_name,
     type_reason,
 )
 from provkit.provenance.schema import (
@@ -107,6 +109,8 @@ class IngestConfig:
     generation: int | None = None
     dataset: str | None = None
     license: str | None = None
+    license_field: str | None = None  # a per-record licence field (a record without one gets ``license``)
+    keep_fields: tuple[str, ...] = ()  # source fields kept in the record's ``metadata`` (JSON object)
     split: str = "file"
     on_error: str = "fail"
     max_record_bytes: int = 10 << 20
@@ -130,7 +134,8 @@ class IngestConfig:
             Dataset.open(parent)  # a clear error now rather than a broken lineage later
 
     def read_options(self) -> ReadOptions:
-        fields = FieldMap(self.text_field, self.id_field, self.origin_field, self.parent_field)
+        fields = FieldMap(self.text_field, self.id_field, self.origin_field, self.parent_field, self.license_field,
+                          tuple(self.keep_fields))
         return ReadOptions(fields, self.split, self.max_record_bytes, max(self.block_bytes, 1 << 16))
 
 
@@ -333,13 +338,16 @@ class Ingest:
                  annotator: RecordAnnotator | None = None):
         cfg.check()
         self.cfg = cfg
-        self.specs = list(sources)
-        self.resolved = scan_sources(self.specs)
+        self.specs = [spec_name(s, i) for i, s in enumerate(sources)] if len(sources) > 1 else \
+            [spec_name(s) for s in sources]
+        self.resolved = scan_sources(list(sources))
         self.sources: list[Source] = self.resolved.sources
         self.out = Path(out)
         self._refuse_out_inside_inputs()
         self.ids = IdIndex()
         self.parent_index = IdIndex()  # ids of the --parent-dataset records
+        # a ``metadata`` column in every batch when any source can bring one (one schema per run)
+        self.metadata = bool(cfg.keep_fields) or any(s.kind in ("provkit", "hf") for s in self.sources)
         self.activity = Activity("ingest", {"sources": self.specs, **asdict(cfg)}, used=self.specs)
         self.mode = "appended" if (self.out / MANIFEST).exists() else "created"
         self.summary = IngestSummary(str(self.out), self.activity.id, self.mode, self.specs,
@@ -374,8 +382,9 @@ class Ingest:
         start = time.perf_counter()
         if self.annotator is not None:
             self.activity.params[self.annotator.name] = self.annotator.params()
+        parents = [*self.cfg.parent_datasets, *(s.uri for s in self.sources if s.kind == "provkit")]
         # "append" creates the dataset when there is none; which it was is known only under the writer's lock
-        writer = DatasetWriter(self.out, self.activity, parents=self.cfg.parent_datasets, mode="append")
+        writer = DatasetWriter(self.out, self.activity, parents=parents, mode="append")
         self.mode = self.summary.mode = "appended" if writer.existing is not None else "created"
         with writer:
             if writer.existing is not None:
@@ -509,7 +518,7 @@ class Ingest:
             generators=generators, parent_ids=parents, activity_id=self.activity.id, source_uri=uri,
             dataset=cfg.dataset, license=cfg.license, ingested_at=self.activity.started_at,
         )
-        return _keep_input_provenance(batch, table)
+        return carry_columns(_keep_input_provenance(batch, table), table, metadata=self.metadata)
 
 
 _KEPT = ("origin_evidence", "origin_confidence", "generator", "source_uri", "dataset", "license", "created_at")

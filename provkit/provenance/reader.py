@@ -131,6 +131,16 @@ class Dataset:
         tables = [pq.read_table(p, columns=list(columns) if columns else None) for p in files]
         return pa.concat_tables(tables, promote_options="default")
 
+    def to_hf(self, kind: str = "data", streaming: bool = False) -> Any:
+        """The ``kind`` records as a ``datasets.Dataset`` (memory-mapped Arrow) or, with ``streaming``, an
+        ``IterableDataset``; ``prov ingest`` / :func:`provkit.provenance.ingest` takes either back, provenance kept."""
+        import datasets  # lazy: importing datasets costs seconds and only this method needs it
+
+        files = [str(p) for p in self.files(kind)]
+        if not files:
+            return datasets.Dataset.from_dict({})
+        return datasets.load_dataset("parquet", data_files=files, split="train", streaming=streaming)
+
     def __repr__(self) -> str:
         return f"Dataset({str(self.path)!r}, rows={self.num_rows()})"
 

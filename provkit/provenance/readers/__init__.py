@@ -21,12 +21,13 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 import pyarrow as pa
 
 from provkit.errors import InputError
 from provkit.provenance.builtin import BUILTIN_SOURCES
-from provkit.provenance.readers import builtin, csv, hf, jsonl, parquet, txt
+from provkit.provenance.readers import builtin, csv, hf, jsonl, parquet, provkit, txt
 from provkit.provenance.readers.base import (
     COMPRESSIONS,
     POS,
@@ -51,9 +52,9 @@ from provkit.provenance.readers.hf import parse_hf_uri
 from provkit.provenance.readers.parquet import PROV
 
 FORMATS: dict[str, ModuleType] = {
-    "txt": txt, "jsonl": jsonl, "csv": csv, "parquet": parquet, "hf": hf, "builtin": builtin,
+    "txt": txt, "jsonl": jsonl, "csv": csv, "parquet": parquet, "hf": hf, "builtin": builtin, "provkit": provkit,
 }
-"""Source kind -> reader module (file formats by suffix, uri formats by prefix)."""
+"""Source kind -> reader module (file formats by suffix, uri formats by prefix, dataset directories by MARKER)."""
 
 BASE_SUFFIXES: dict[str, str] = {suffix: kind for kind, mod in FORMATS.items() for suffix in mod.SUFFIXES}
 SUFFIXES: dict[str, str] = {
@@ -85,6 +86,7 @@ __all__ = [
     "read_source",
     "resolve_sources",
     "scan_sources",
+    "spec_name",
     "type_reason",
 ]
 
@@ -128,13 +130,14 @@ def _known_inputs() -> str:
     return ", ".join([*plain, f"(text formats also {'/'.join(COMPRESSIONS)})", *(f"{p}NAME" for p in PREFIXES)])
 
 
-def resolve_sources(specs: list[str]) -> list[Source]:
+def resolve_sources(specs: list[Any]) -> list[Source]:
     """The sources :func:`scan_sources` finds (files passed over are dropped: use that to report them)."""
     return scan_sources(specs).sources
 
 
-def scan_sources(specs: list[str]) -> Resolved:
-    """Expand ``builtin:``/``hf:`` uris, directories (recursively) and globs, in sorted order.
+def scan_sources(specs: list[Any]) -> Resolved:
+    """Expand ``builtin:``/``hf:`` uris, provkit dataset directories, other directories (recursively) and
+    globs, in sorted order; a ``datasets`` object (Python API) is one ``hf`` source.
 
     Directory scans and ``**`` globs follow symlinked directories once (a
     symlink loop is reported, never walked twice) and never open anything but
@@ -147,12 +150,17 @@ def scan_sources(specs: list[str]) -> Resolved:
     """
     out = Resolved()
     for spec in specs:
+        if hf.is_hf_object(spec):
+            uri = spec_name(spec, len(out.sources) if len(specs) > 1 else None)
+            out.sources.append(Source(uri, "hf", uri[len("hf:<"):-1].split(" ")[-1], data=spec))
+            continue
+        spec = os.fspath(spec)
         prefix = next((p for p in PREFIXES if spec.startswith(p)), None)
         if prefix == builtin.PREFIX and spec[len(prefix):] not in BUILTIN_SOURCES:
             raise InputError(f"{spec}: unknown builtin corpus; available: {', '.join(BUILTIN_SOURCES)}")
         if prefix is not None:
             out.sources.append(Source(spec, PREFIXES[prefix], spec))
-        elif any(ch in spec for ch in "*?["):
+        elif any(ch in spec for ch in "*?[") and not os.path.exists(spec):  # a file named "a[1].txt" is a file
             root = os.path.dirname(spec.split("*")[0].split("?")[0].split("[")[0]) or "."
             pattern = _glob_regex(os.path.relpath(spec, root))
             found = [(path, rel) for path, rel in _walk(root, out, hidden_ok=False) if pattern.fullmatch(rel)]
@@ -169,6 +177,8 @@ def scan_sources(specs: list[str]) -> Resolved:
                                  + (f" ({len(found)} passed over: {found[0][0]}: {out.skipped[-1].reason})"
                                     if found else ""))
             out.roots.append(root)
+        elif provkit.is_dataset_dir(spec):
+            out.sources.append(Source(spec, "provkit", os.path.basename(os.path.normpath(spec))))
         elif os.path.isdir(spec):
             n = len(out.sources)
             for path, rel in _walk(spec, out, hidden_ok=True):
@@ -267,6 +277,14 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i]))
             i += 1
     return re.compile("".join(out))
+
+
+def spec_name(spec: Any, index: int | None = None) -> str:
+    """How a source spec is named in ids, activities and messages (a ``datasets`` object: ``hf:<Dataset NAME>``)."""
+    if not hf.is_hf_object(spec):
+        return os.fspath(spec)
+    name = getattr(getattr(spec, "info", None), "dataset_name", None) or "hf-dataset"
+    return f"hf:<{type(spec).__name__} {name if index is None else f'{name}-{index}'}>"
 
 
 def _file_source(path: str, prefix: str) -> Source:

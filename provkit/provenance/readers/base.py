@@ -15,6 +15,7 @@ most ``max_record_bytes``: a longer line is skipped and reported, never held.
 from __future__ import annotations
 
 import bz2
+import json
 import lzma
 import os
 import re
@@ -30,7 +31,10 @@ POS = "_pos"
 SOURCE = "_source"
 SPLITS = ("file", "line", "paragraph")
 RAW_KEEP = 4096  # bytes of a bad record kept in the quarantine
-FIELD_TYPES = {"text": pa.large_string(), "id": pa.string(), "origin": pa.string(), "parent": pa.list_(pa.string())}
+FIELD_TYPES = {"text": pa.large_string(), "id": pa.string(), "origin": pa.string(), "parent": pa.list_(pa.string()),
+               "license": pa.string()}
+METADATA = "metadata"  # the record column holding kept user fields (JSON object)
+META_PREFIX = "meta."  # kept user fields travel as ``meta.<name>`` columns until the ingest packs them
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,12 @@ class FieldMap:
     id: str | None = None
     origin: str | None = None
     parent: str | None = None
+    license: str | None = None  # a per-record licence field (``--license-field``)
+    keep: tuple[str, ...] = ()  # user fields kept in the record's ``metadata`` (``--keep-fields``)
 
     def wanted(self) -> dict[str, str]:
-        pairs = {"text": self.text, "id": self.id, "origin": self.origin, "parent": self.parent}
+        pairs = {"text": self.text, "id": self.id, "origin": self.origin, "parent": self.parent,
+                 "license": self.license, **{f"{META_PREFIX}{name}": name for name in self.keep}}
         return {k: v for k, v in pairs.items() if v}
 
 
@@ -94,11 +101,12 @@ class Source:
     """One concrete input: a file (with the name derived ids start with) or a uri."""
 
     uri: str
-    kind: str  # txt | jsonl | csv | parquet | hf | builtin
+    kind: str  # a key of readers.FORMATS
     id_prefix: str
+    data: Any = field(default=None, compare=False, repr=False)  # an in-memory dataset object (the hf reader)
 
     def size(self) -> int | None:
-        if self.kind in ("hf", "builtin"):  # uri sources have no size
+        if self.kind in ("hf", "builtin", "provkit"):  # uri and dataset sources have no byte size
             return None
         try:
             return os.path.getsize(self.uri)
@@ -134,21 +142,51 @@ def plain_value(key: str, value: Any) -> Any:
 
 
 def select_fields(table: pa.Table, wanted: dict[str, str]) -> pa.Table:
-    """Keep the wanted source fields, renamed to text/id/origin/parent (a missing field is all null)."""
+    """Keep the wanted source fields, renamed to text/id/origin/parent/license (a missing field is all null).
+
+    Kept user fields (``meta.<name>``) are packed into one ``metadata`` column (see :func:`pack_metadata`).
+    """
     cols, names = [], []
+    meta: dict[str, list[Any]] = {}
     for key, name in wanted.items():
+        if key.startswith(META_PREFIX):
+            meta[name] = table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
+            continue
         if name in table.column_names:
             cols.append(table.column(name))
         else:
             cols.append(pa.nulls(table.num_rows, pa.large_string() if key == "text" else pa.string()))
         names.append(key)
+    if meta:
+        cols.append(pack_metadata(meta, table.num_rows))
+        names.append(METADATA)
     return pa.Table.from_arrays(cols, names=names)
 
 
 def rows_table(wanted: dict[str, str], rows: dict[str, list[Any]], pos: list[int]) -> pa.Table:
     """A chunk table from per-field value lists and their positions."""
-    arrays = [pa.array(rows[k], FIELD_TYPES[k]) for k in wanted] + [pa.array(pos, pa.int64())]
-    return pa.Table.from_arrays(arrays, names=list(wanted) + [POS])
+    plain = [k for k in wanted if not k.startswith(META_PREFIX)]
+    arrays = [pa.array(rows[k], FIELD_TYPES.get(k)) for k in plain]
+    meta = {wanted[k]: rows[k] for k in wanted if k.startswith(META_PREFIX)}
+    if meta:
+        arrays.append(pack_metadata(meta, len(pos)))
+        plain.append(METADATA)
+    return pa.Table.from_arrays(arrays + [pa.array(pos, pa.int64())], names=plain + [POS])
+
+
+def pack_metadata(fields: dict[str, list[Any]], n: int) -> pa.Array:
+    """Kept user fields as one JSON object per record (absent fields left out; null when none is there).
+
+    JSON text rather than an Arrow struct: a field's type may change from one
+    block of a file to the next (a year as 2001, then as "unknown") and every
+    record of a dataset shares one schema.  Query it with DuckDB's
+    ``metadata->>'$.field'`` or ``json.loads``.
+    """
+    out: list[str | None] = []
+    for i in range(n):
+        obj = {name: values[i] for name, values in fields.items() if values[i] is not None}
+        out.append(json.dumps(obj, ensure_ascii=False, default=str, sort_keys=True) if obj else None)
+    return pa.array(out, pa.string())
 
 
 def not_regular(st: os.stat_result) -> str | None:

@@ -169,7 +169,7 @@ def _value_types(obj: dict[str, Any], wanted: dict[str, str]) -> str | None:
         value = obj.get(name)
         if value is None:
             continue
-        if key in ("text", "origin") and not isinstance(value, str):
+        if key in ("text", "origin", "license") and not isinstance(value, str):
             return type_reason(name, _json_type(value))
         if key == "id" and not isinstance(value, (str, int)) or isinstance(value, bool) and key == "id":
             return type_reason(name, _json_type(value), "a string or integer")
