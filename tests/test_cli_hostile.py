@@ -52,7 +52,7 @@ def test_filter_overwrite_never_replaces_a_plain_directory_or_file(ds, tmp_path)
 
 def test_filter_output_inside_the_input_is_refused(ds):
     for out in (ds / "data" / "x", ds / "sub", ds):
-        _one_error_line(runner.invoke(app, ["filter", str(ds), "--out", str(out), "--quality"]))
+        _one_error_line(runner.invoke(app, ["filter", str(ds), "--out", str(out), "--quality"]), code=2)
     assert verify(ds) == [] and sorted(p.name for p in (ds / "data").iterdir()) == \
         sorted(Path(f).name for f in Dataset.open(ds).files())
 
@@ -60,11 +60,11 @@ def test_filter_output_inside_the_input_is_refused(ds):
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_non_finite_parameters_are_refused(ds, tmp_path, value):
     _one_error_line(runner.invoke(app, ["filter", str(ds), "--out", str(tmp_path / "o"), f"--tail-alpha={value}"]),
-                    "finite")
+                    "finite", code=2)
     toml = tmp_path / "p.toml"
     toml.write_text(f'[[steps]]\nkind = "tail"\nalpha = {value}\n')
     _one_error_line(runner.invoke(app, ["filter", str(ds), "--out", str(tmp_path / "o"), "--config", str(toml)]),
-                    "finite")
+                    "finite", code=2)
     assert not (tmp_path / "o").exists()
 
 
@@ -72,7 +72,7 @@ def test_a_deeply_nested_toml_is_one_line(ds, tmp_path):
     toml = tmp_path / "deep.toml"
     toml.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
     _one_error_line(runner.invoke(app, ["filter", str(ds), "--out", str(tmp_path / "o"), "--config", str(toml)]),
-                    "deep.toml")
+                    "deep.toml", code=2)
 
 
 @pytest.mark.parametrize("flags", [["--quality", "--tail-alpha", "1"],
@@ -165,4 +165,4 @@ def test_a_pickle_only_model_for_the_lm_tail_step_is_one_line(ds, tmp_path):
     toml = tmp_path / "p.toml"
     toml.write_text(f'[[steps]]\nkind = "tail"\nrarity = "lm"\nmodel = "{model}"\nalpha = 1.0\n')
     _one_error_line(runner.invoke(app, ["filter", str(ds), "--out", str(tmp_path / "o"), "--config", str(toml)]),
-                    "safetensors")
+                    "safetensors", code=2)

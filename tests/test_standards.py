@@ -26,6 +26,7 @@ def filtered(tmp_path_factory) -> Path:
                                   for i, t in enumerate(texts[:10])] + [{"id": "mc", "text": texts[3]}])
     ingest([str(tmp / "h.jsonl")], tmp / "H", IngestConfig(id_field="id", license="PSF-2.0"))
     ingest([str(tmp / "m.jsonl")], tmp / "M", IngestConfig(origin="model", id_field="id", parent_field="parent",
+                                                          parent_datasets=(str(tmp / "H"),),
                                                           generator_model="tiny-opt", generation=1))
     merge_datasets([tmp / "H", tmp / "M"], tmp / "C")
     run_filter(tmp / "C", tmp / "F", pipeline_from_flags(FilterFlags(dedup=("exact",))))

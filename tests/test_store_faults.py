@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import write_jsonl
 
-from provkit.errors import DatasetError
+from provkit.errors import ConfigError, DatasetError
 from provkit.provenance import (
     Activity,
     Dataset,
@@ -225,7 +225,7 @@ def test_output_over_or_inside_its_input_dataset_is_refused(tmp_path, where):
     src = tmp_path / "src"
     _make(src)
     out = {"same": src, "inside-data": src / "data" / "out", "inside": src / "sub", "holds": tmp_path}[where]
-    with pytest.raises(DatasetError, match="input dataset"):
+    with pytest.raises(ConfigError, match="input dataset"):
         DatasetWriter(out, Activity("test"), parents=[src], mode="overwrite")
     assert len(_ids(src)) == 5 and verify(src) == []
 

@@ -45,7 +45,7 @@ from provkit.core.atomic import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from provkit.errors import DatasetError
+from provkit.errors import ConfigError, DatasetError
 from provkit.provenance.manifest import (
     FORMAT,
     KINDS,
@@ -257,7 +257,7 @@ class DatasetWriter:
             src = parent.resolve()
             if target == src or target.is_relative_to(src) or src.is_relative_to(target):
                 where = "is" if target == src else "is inside" if target.is_relative_to(src) else "holds"
-                raise DatasetError(f"{self.target}: the output {where} the input dataset {parent}; "
+                raise ConfigError(f"{self.target}: the output {where} the input dataset {parent}; "  # a usage error
                                    "choose an --out outside it")
 
     def _check_target(self) -> None:
