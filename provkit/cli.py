@@ -1,24 +1,32 @@
 """The `prov` command line: parses flags, calls the library, prints. No logic here.
 
-Errors from the library (:class:`provkit.errors.ProvkitError`) become one line
-on stderr and exit code 2; ``--json`` output goes to stdout alone.
+Exit codes: 0 success; 1 a data or verification failure (bad input, a broken
+or missing dataset, ``prov verify`` problems); 2 a usage error (an unknown
+option or value, a bad config: :class:`provkit.errors.ConfigError`, and
+Typer's own usage errors); 130 interrupted.  Errors are one line on stderr;
+``--json`` output goes to stdout alone.  User-supplied text (paths, names,
+record text) is printed literally: no rich markup, highlighting or emoji codes.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+
+import provkit
 
 from provkit.core import progress as core_progress
+from provkit.core.atomic import dumps_json
 from provkit.core.progress import Advance
 from provkit.engines import get_engine, get_ingest
 from provkit.errors import ConfigError, ProvkitError
@@ -31,14 +39,33 @@ from provkit.filters.detector import (
     score_dataset,
     train_detector_on_dataset,
 )
-from provkit.provenance import Dataset, IngestConfig, dataset_info, dataset_stats, export_dataset, lineage, verify
+from provkit.lm.watermark import DEFAULT_MIN_TOKENS, WatermarkConfig, load_scorer, read_key
+from provkit.lm.watermark_data import build_tagger, detect_dataset
+from provkit.provenance import (
+    Dataset,
+    IngestConfig,
+    dataset_info,
+    dataset_stats,
+    export_dataset,
+    lineage,
+    merge_datasets,
+    verify,
+)
 from provkit.train import (
+    AuditConfig,
     ToyConfig,
+    audit,
     compare_runs,
+    default_workers,
+    gap_text,
+    load_crawl_config,
     load_experiment_config,
+    run_crawl,
     run_experiment,
     run_toy,
+    write_crawl_report,
     write_report,
+    write_audit,
     write_toy,
 )
 
@@ -48,29 +75,62 @@ experiment_app = typer.Typer(no_args_is_help=True, help="The recursive-training 
 app.add_typer(detector_app, name="detector")
 app.add_typer(experiment_app, name="experiment")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False, highlight=False)  # user text is printed literally: no :smile: -> emoji
+err = Console(stderr=True, emoji=False, highlight=False)
+log = logging.getLogger("provkit")
+
+EXIT_DATA = 1  # bad input, a broken dataset, a failed verification
+EXIT_USAGE = 2  # an unknown option or value, a bad config
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"provkit {provkit.__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log lines on stderr (-v info, -vv debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
+) -> None:
+    """provkit: training-data provenance, curation and the model-collapse experiment."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ProvkitError into one line on stderr and exit 2 (never a traceback)."""
+    """Turn a ProvkitError (or an OS error) into one line on stderr: exit 2 for a usage/config error, 1 for data
+    (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ProvkitError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2)
+            err.print(Text.assemble(("error:", "red"), " ", str(exc)), soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_DATA)
         except KeyboardInterrupt:
             err.print("interrupted; nothing was committed")
             raise typer.Exit(130)
+        except OSError as exc:  # disk full, read-only, permission denied, lost a race: one line, never a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(f"[red]error:[/red] {escape(where + (exc.strerror or str(exc)))}", highlight=False,
+                      soft_wrap=True)
+            raise typer.Exit(EXIT_DATA)
+        except RecursionError:
+            err.print("[red]error:[/red] input nested too deeply to process", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_DATA)
 
     return wrapper
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(dumps_json(obj, indent=2) + "\n")
 
 
 def _count_progress(description: str, total: int) -> tuple[Progress, Advance]:
@@ -103,7 +163,8 @@ def _say(text: str, console: Console = out) -> None:
 @app.command("ingest")
 @friendly_errors
 def ingest_command(
-    sources: List[str] = typer.Argument(..., help="files, directories, globs, hf:NAME[:CONFIG][:SPLIT] or builtin:python-docs"),
+    sources: List[str] = typer.Argument(..., help="files, directories, globs, provkit dataset directories (provenance "
+                                        "kept), hf:NAME[:CONFIG][:SPLIT], hf:SAVED_FOLDER or builtin:python-docs"),
     out_dir: Path = typer.Option(..., "--out", "-o", help="dataset directory (created, or appended to when it exists)"),
     origin: str = typer.Option("human", help="origin of every record: human|model|mixed|unknown"),
     text_field: str = typer.Option("text", help="field (JSONL/CSV/Parquet/HF column) holding the text"),
@@ -114,20 +175,30 @@ def ingest_command(
     generator_model: Optional[str] = typer.Option(None, help="model that generated the model-origin records"),
     generation: Optional[int] = typer.Option(None, help="generation number of the model records (needs --generator-model)"),
     dataset: Optional[str] = typer.Option(None, help="dataset name stored with each record"),
-    license: Optional[str] = typer.Option(None, help="license stored with each record"),
+    license: Optional[str] = typer.Option(None, help="license stored with each record (where --license-field gives none)"),
+    license_field: Optional[str] = typer.Option(None, help="field holding each record's license"),
+    keep_fields: Optional[str] = typer.Option(None, help="comma-separated source fields kept in the record's metadata "
+                                              "column (a JSON object)"),
     split: str = typer.Option("file", help=".txt sources: one record per file|line|paragraph"),
     on_error: str = typer.Option("fail", help="fail: stop at the first bad record; skip: quarantine bad records"),
     max_record_bytes: int = typer.Option(10 << 20, help="records larger than this are bad input (record too large)"),
     engine: str = typer.Option("local", "--engine", help="local | ray (read and check sources in parallel Ray tasks)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (ray start --head); default: a local Ray instance."),
+    watermark_model: Optional[str] = typer.Option(None, "--watermark-model", help="generator whose watermark tags records origin=model (evidence watermark)"),
+    watermark_key_file: Optional[Path] = typer.Option(None, "--watermark-key-file", help="file holding that generator's watermark key"),
+    watermark_key_env: Optional[str] = typer.Option(None, "--watermark-key-env", help="environment variable holding the key (instead of a file)"),
+    watermark_z: float = typer.Option(4.0, "--watermark-z", help="z at or above which a record is tagged watermarked"),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Turn text, JSONL, CSV, Parquet or Hugging Face data into a provenance-tagged Parquet dataset."""
     cfg = IngestConfig(origin=origin, text_field=text_field, id_field=id_field, origin_field=origin_field,
                        parent_field=parent_field, generator_model=generator_model, generation=generation,
-                       dataset=dataset, license=license, split=split, on_error=on_error,
+                       dataset=dataset, license=license, license_field=license_field,
+                       keep_fields=tuple(f.strip() for f in (keep_fields or "").split(",") if f.strip()),
+                       split=split, on_error=on_error,
                        max_record_bytes=max_record_bytes, parent_datasets=tuple(str(p) for p in parent_dataset))
-    job = get_ingest(engine, list(sources), out_dir, cfg, ray_address)
+    tagger = build_tagger(watermark_model, watermark_key_file, watermark_key_env, watermark_z)
+    job = get_ingest(engine, list(sources), out_dir, cfg, ray_address, annotator=tagger)
     total = job.total_bytes()
     with _ingest_progress(total) as bar:
         task = bar.add_task("ingest", total=total, records=0)
@@ -145,8 +216,20 @@ def ingest_command(
               f"({origins}), quarantined {summary.quarantined:,} in {summary.seconds:.1f}s")
     for reason, n in summary.by_reason.items():
         _say(f"  quarantined {n:,}: {reason}")
+    if "watermark" in summary.annotations:
+        wm = summary.annotations["watermark"]
+        _say(f"  watermark: tagged {wm['tagged']:,} of {wm['rows']:,} origin=model (z >= {wm['z_threshold']:g}), "
+             f"{wm['too_short']:,} too short to score")
+        for line in wm["warnings"]:
+            _say(f"warning: {line}", err)
     if summary.quarantined:
         _say(f"  see {summary.out}/quarantine/ for each bad record with its file, line and reason")
+    if summary.skipped:
+        _say(f"  skipped {summary.skipped:,} files (not read; listed in {summary.out}/ingest-summary.json):")
+        for item in summary.skipped_files[:20]:
+            _say(f"    {item['path']}: {item['reason']}")
+        if summary.skipped > 20:
+            _say(f"    ... and {summary.skipped - 20:,} more")
 
 
 @app.command("inspect")
@@ -182,9 +265,10 @@ def inspect_command(
 def stats_command(
     ds: Path = typer.Argument(..., help="dataset directory"),
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Read parts without checking their sha256 against the manifest."),
 ) -> None:
     """Counts by origin, generator, generation, dataset and source; text length and token summaries."""
-    st = dataset_stats(ds)
+    st = dataset_stats(ds, verify=not no_verify)
     if json_out:
         print_json(st)
         return
@@ -205,6 +289,21 @@ def stats_command(
               f"{counts(dict(list(st['by_source'].items())[:3]))}")
     _say(f"  {'chars:':<12}{summary(st['text_chars'])}")
     _say(f"  {'tokens:':<12}{summary(st['whitespace_tokens'])}  (whitespace tokens)")
+    if st.get("filter"):
+        _print_filter_steps(st["filter"]["steps"])
+
+
+def _print_filter_steps(steps: list[dict[str, Any]]) -> None:
+    """Each filter step's kept/dropped counts, and by origin where the report has them."""
+    def counts(d: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in d.items()) or "-"
+
+    for st in steps:
+        dropped = ", ".join(f"{k} {v}" for k, v in st["dropped"].items()) or "none dropped"
+        _say(f"  {st['step']:<14} in {st['in']:>8}  kept {st['kept']:>8}  ({dropped})")
+        if st.get("in_by_origin"):
+            _say(f"  {'':<14} by origin: in {counts(st['in_by_origin'])}; kept {counts(st['kept_by_origin'])}; "
+                 f"dropped {counts(st['dropped_by_origin'])}")
 
 
 @app.command("lineage")
@@ -233,13 +332,21 @@ def lineage_command(
 
 @app.command("verify")
 @friendly_errors
-def verify_command(ds: Path = typer.Argument(..., help="dataset directory")) -> None:
+def verify_command(
+    ds: Path = typer.Argument(..., help="dataset directory"),
+    json_out: bool = typer.Option(False, "--json", help="print {dataset, ok, problems} as JSON"),
+) -> None:
     """Re-hash every file against the manifest, check schema and row counts; exit 1 on any problem."""
     problems = verify(ds)
+    if json_out:
+        print_json({"dataset": str(ds), "ok": not problems, "problems": problems})
+        if problems:
+            raise typer.Exit(EXIT_DATA)
+        return
     for p in problems:
         _say(p, err)
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_DATA)
     _say(f"{ds}: ok (all files match the manifest)")
 
 
@@ -248,11 +355,62 @@ def verify_command(ds: Path = typer.Argument(..., help="dataset directory")) -> 
 def export_command(
     ds: Path = typer.Argument(..., help="dataset directory"),
     to: str = typer.Option(..., "--to", help="jsonl | prov-json | croissant"),
-    out_path: Path = typer.Option(..., "--out", "-o", help="output file"),
+    out_path: Path = typer.Option(..., "--out", "-o", help="output file (gzip-compressed when it ends in .gz)"),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Read parts without checking their sha256 against the manifest."),
+    json_out: bool = typer.Option(False, "--json", help="print {out, format, records} as JSON"),
 ) -> None:
-    """Export records (JSONL), provenance (W3C PROV-JSON) or a Croissant description."""
-    n = export_dataset(ds, to, out_path)
+    """Export records (JSONL), provenance (W3C PROV-JSON) or a Croissant 1.1 description."""
+    n = export_dataset(ds, to, out_path, verify=not no_verify)
+    if json_out:
+        print_json({"out": str(out_path), "format": to, "records": n})
+        return
     _say(f"wrote {out_path} ({to}, {n:,} records)")
+
+
+@app.command("merge")
+@friendly_errors
+def merge_command(
+    inputs: List[Path] = typer.Argument(..., help="provkit datasets to merge, in order"),
+    out_path: Path = typer.Option(..., "--out", "-o", help="new dataset directory"),
+    on_duplicate: str = typer.Option("fail", "--on-duplicate", help="fail: stop at a repeated id; skip: keep the first"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Merge datasets into one, every column kept as it is (lineage to the inputs, ids checked)."""
+    summary = merge_datasets(inputs, out_path, on_duplicate=on_duplicate, overwrite=overwrite)
+    if json_out:
+        print_json(summary.to_json())
+        return
+    origins = ", ".join(f"{k} {v:,}" for k, v in summary.by_origin.items()) or "none"
+    skipped = f", skipped {summary.skipped_duplicates:,} duplicate ids" if summary.skipped_duplicates else ""
+    _say(f"merged {len(summary.inputs)} datasets into {summary.out}: {summary.written:,} records ({origins}){skipped}")
+
+
+@app.command("audit")
+@friendly_errors
+def audit_command(
+    ds: Path = typer.Argument(..., help="dataset to audit"),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="a human dataset to compare against"),
+    detector: Optional[Path] = typer.Option(None, "--detector", help="a detector directory (prov detector train): "
+                                            "estimate the model-written share"),
+    model: Optional[Path] = typer.Option(None, "--model", help="a local causal LM directory: perplexity histograms"),
+    out_dir: Path = typer.Option(Path("audit-out"), "--out", "-o", help="folder for audit.html and audit.json"),
+    sample: int = typer.Option(5000, "--sample", help="records per dataset sampled for the text metrics"),
+    embedding: bool = typer.Option(False, "--embedding", help="also embedding diversity (local all-MiniLM-L6-v2)"),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: bool = typer.Option(False, "--json", help="print audit.json to stdout"),
+) -> None:
+    """The collapse-risk report of a corpus: origin mix, model share, duplicates, diversity, tails, perplexity."""
+    config = AuditConfig(reference=str(reference) if reference else None, detector=str(detector) if detector else None,
+                         model=str(model) if model else None, sample=sample, embedding=embedding, seed=seed)
+    result = audit(ds, config)
+    json_path, html_path = write_audit(result, out_dir)
+    if json_out:
+        print_json(result.to_json())
+        return
+    for i, f in enumerate(result.findings, 1):
+        _say(f"{i}. {f['finding']}")
+    _say(f"report {html_path}, figures {json_path}")
 
 
 # ---------------------------------------------------------------- filter commands
@@ -262,8 +420,9 @@ def export_command(
 @friendly_errors
 def filter_command(
     src: Path = typer.Argument(..., help="Input provkit dataset."),
-    out_path: Path = typer.Option(..., "--out", help="Output dataset (kept records, rejects/, report.json, report.md)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Pipeline TOML file (see pipelines/default.toml)."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Output dataset (kept records, rejects/, report.json, report.md)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Pipeline TOML file, or `default` (the pipeline "
+                                          "shipped with provkit; the step flags start from its settings)."),
     dedup: Optional[str] = typer.Option(None, "--dedup", help="exact, minhash or exact,minhash."),
     minhash_threshold: Optional[float] = typer.Option(None, "--minhash-threshold", help="Target Jaccard similarity."),
     quality: bool = typer.Option(False, "--quality", help="Drop repetitive / degenerate / very short texts."),
@@ -279,8 +438,9 @@ def filter_command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every seeded step."),
     engine: str = typer.Option("local", "--engine", help="local | ray."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (ray start --head); default: a local Ray instance."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it is a provkit dataset (never anything else)."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Read parts without checking their sha256 against the manifest."),
 ) -> None:
     """Curate a dataset: dedup, quality, detector, tail weighting, mixing; writes kept + rejects + report."""
     flags = FilterFlags(
@@ -293,14 +453,14 @@ def filter_command(
     runner = get_engine(engine, ray_address)
     bar, advance = _count_progress("filter", 2 * Dataset.open(src).num_rows())  # the score and write passes
     with bar:
-        result = run_pipeline(src, out_path, pipeline, runner, progress=advance, overwrite=overwrite)
+        result = run_pipeline(src, out_path, pipeline, runner, progress=advance, overwrite=overwrite,
+                              verify=not no_verify)
     report = result.report
     if as_json:
         print_json(report)
         return
-    for st in report["steps"]:
-        dropped = ", ".join(f"{k} {v}" for k, v in st["dropped"].items()) or "none dropped"
-        _say(f"  {st['step']:<14} in {st['in']:>8}  kept {st['kept']:>8}  ({dropped})")
+    trace = report.get("provenance", {}).get("steps", {})
+    _print_filter_steps([{**st, **trace.get(st["step"], {})} for st in report["steps"]])
     n_dropped = sum(report["dropped"].values())
     _say(f"filtered {report['input']} records: kept {report['kept']}, dropped {n_dropped} "
          f"-> {out_path} ({report['seconds']} s)")
@@ -396,6 +556,39 @@ def detector_score(
     _say(f"scored {summary.rows} records ({mean}){tagged} -> {out_path}")
 
 
+@detector_app.command("watermark")
+@friendly_errors
+def detector_watermark(
+    ds: Path = typer.Argument(..., help="provkit dataset to score"),
+    model: str = typer.Option(..., "--model", help="the generating model's directory (its tokenizer and config)"),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help="file holding the watermark key"),
+    key_env: Optional[str] = typer.Option(None, "--key-env", help="environment variable holding the key (instead of a file)"),
+    z: float = typer.Option(4.0, "--z", help="z at or above which a record counts as watermarked"),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="new dataset with the watermark_* columns"),
+    min_tokens: int = typer.Option(DEFAULT_MIN_TOKENS, "--min-tokens", help="fewer scored tokens: result 'too short'"),
+    seeding_scheme: str = typer.Option("lefthash", "--seeding-scheme", help="lefthash | selfhash (as generated)"),
+    greenlist_ratio: float = typer.Option(0.25, "--greenlist-ratio", help="green share of the vocabulary (as generated)"),
+    context_width: int = typer.Option(1, "--context-width", help="tokens seeding the green list (as generated)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
+) -> None:
+    """Score DS for a green-list watermark (transformers' WatermarkDetector): tokens, green fraction, z, p."""
+    key = read_key(key_file, key_env)
+    config = WatermarkConfig(seeding_scheme=seeding_scheme, greenlist_ratio=greenlist_ratio, context_width=context_width,
+                             key_file=str(key_file) if key_file is not None else None, key_env=key_env)
+    scorer = load_scorer(model, config, key=key, min_tokens=min_tokens)
+    bar, advance = _count_progress("watermark", Dataset.open(ds).num_rows())
+    with bar:
+        summary = detect_dataset(scorer, ds, out_path, z_threshold=z, progress=advance)
+    for line in summary.warnings:
+        _say(f"warning: {line}", err)
+    if as_json:
+        print_json(summary.to_json())
+        return
+    mean = f", mean z {summary.mean_z:.2f}" if summary.mean_z is not None else ""
+    _say(f"scored {summary.scored:,} of {summary.rows:,} records ({summary.too_short:,} too short){mean}: "
+         f"{summary.above:,} at z >= {z:g} (key id {summary.key_id})" + (f" -> {out_path}" if out_path else ""))
+
+
 # ---------------------------------------------------------------- experiment commands
 
 
@@ -420,7 +613,7 @@ def _experiment_progress() -> tuple[Progress, core_progress.Progress]:
 @experiment_app.command("run")
 @friendly_errors
 def experiment_run(
-    run_dir: Path = typer.Option(..., "--out", help="run directory (rerun the same command to resume)"),
+    run_dir: Path = typer.Option(..., "--out", "-o", help="run directory (rerun the same command to resume)"),
     config: Optional[Path] = typer.Option(None, "--config", help="experiment TOML (any ExperimentConfig key)"),
     preset: Optional[str] = typer.Option(None, "--preset", help="tiny (default, offline CPU) or paper (OPT-125m, wikitext-2)"),
     model: Optional[str] = typer.Option(None, "--model", help="model directory or hub name (overrides the preset)"),
@@ -478,6 +671,35 @@ def _parse_seeds(value: Optional[str]) -> Optional[list[int]]:
     return list(range(n))
 
 
+@experiment_app.command("crawl")
+@friendly_errors
+def experiment_crawl(
+    run_dir: Path = typer.Option(..., "--out", help="run directory (rerun the same command to resume)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="crawl-scenario TOML (any CrawlConfig key)"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="N (seeds 0..N-1) or a comma-separated list"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="parallel worker processes (default: the cores)"),
+    model: Optional[str] = typer.Option(None, "--model", help="model directory or hub name (default: the tiny OPT)"),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="builtin:python-docs, wikitext-2-raw-v1, or a local copy"),
+    kept_tags: Optional[float] = typer.Option(None, "--kept-tags", help="share t of crawl records keeping their tag"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The provenance-lost scenario: each generation a crawl with hidden model text; what each arm recovers."""
+    seed_list = _parse_seeds(seeds)
+    cfg = load_crawl_config(config, seeds=seed_list, model=model, corpus=corpus, kept_tags=kept_tags)
+    progress, reporter = _experiment_progress()
+    with progress:
+        advance = reporter("experiment units", 1 + len(cfg.seeds) * (1 + len(cfg.arms) * cfg.generations))
+        summary = run_crawl(cfg, run_dir, workers=workers or default_workers(), on_unit=lambda u: advance(1))
+    md, _ = write_crawl_report(run_dir)
+    stats = json.loads((run_dir / "statistics.json").read_text())
+    if as_json:
+        print_json({"out": str(run_dir), "seconds": round(summary.seconds, 1), "report": str(md), **stats})
+        return
+    for r in stats["headline"]:
+        _say(f"{r['arm']:>20}: C {r['C_mean']:+.4f}  gap recovered {gap_text(r)}  model share {r['model_share']:.2f}")
+    _say(f"{summary.units} units, {summary.seconds:.0f} s; report {md}")
+
+
 @experiment_app.command("report")
 @friendly_errors
 def experiment_report(run: Path = typer.Argument(..., help="run directory"), as_json: bool = typer.Option(False, "--json")) -> None:
@@ -500,7 +722,7 @@ def experiment_compare(runs: List[Path] = typer.Argument(..., help="run director
     table = Table("run", "condition", "seeds", "gens", "ppl gen 0", "ppl last [95% CI]", "C [95% CI]",
                   "collapse slowed [95% CI]")
     for r in rows:
-        table.add_row(r["run"], r["condition"], str(r["seeds"]), str(r["generations"]), f"{r['ppl_gen0']:.1f}",
+        table.add_row(Text(str(r["run"])), Text(str(r["condition"])), str(r["seeds"]), str(r["generations"]), f"{r['ppl_gen0']:.1f}",
                       _iv(r["ppl_last"], r["ppl_last_ci_low"], r["ppl_last_ci_high"], 1), _iv(r["C"], r["C_ci_low"], r["C_ci_high"]),
                       "(reference)" if r["condition"] == "replace" else _iv(r["slowed"], r["slowed_ci_low"], r["slowed_ci_high"], 2))
     out.print(table)
@@ -510,7 +732,7 @@ def experiment_compare(runs: List[Path] = typer.Argument(..., help="run director
 @friendly_errors
 def experiment_toy(
     kind: str = typer.Argument(..., help="gaussian or gmm"),
-    out_dir: Path = typer.Option(Path("toy-out"), "--out", help="directory for toy.png and toy.json"),
+    out_dir: Path = typer.Option(Path("toy-out"), "--out", "-o", help="directory for toy.png and toy.json"),
     samples: int = typer.Option(100, "--samples", "-M", help="samples per generation (M)"),
     generations: int = typer.Option(200, "--generations"),
     repeats: int = typer.Option(1000, "--repeats"),

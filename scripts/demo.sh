@@ -15,7 +15,7 @@ rm -rf "$OUT/human" "$OUT/curated"
 step ingest builtin:python-docs --out "$OUT/human" --dataset python-docs --license PSF-2.0
 step stats "$OUT/human"
 step verify "$OUT/human"
-step filter "$OUT/human" --out "$OUT/curated" --config pipelines/default.toml
+step filter "$OUT/human" --out "$OUT/curated" --config default
 step experiment toy gaussian --out "$OUT/toy" --repeats 1000 --generations 100 -M 50
 # resumable: rerunning after an interruption continues from the last finished generation
 step experiment run --out "$OUT/run"

@@ -64,7 +64,7 @@ def test_fail_gives_one_line_and_no_dataset(tmp_path, case):
     src = make(tmp_path)
     out = tmp_path / "ds"
     res = runner.invoke(app, ["ingest", str(src), "--out", str(out), *flags])
-    assert res.exit_code == 2, res.output
+    assert res.exit_code == 1, res.output  # a data error (2 is for usage)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
     assert str(src) in lines[0] and words in lines[0]
@@ -107,7 +107,7 @@ def test_50mb_record_is_too_large_and_never_held_whole(tmp_path):
         f.write(b'{"text": "' + b"x" * (50 << 20) + b'"}\n')
         f.write(GOOD)
     res = runner.invoke(app, ["ingest", str(big), "--out", str(tmp_path / "ds")])
-    assert res.exit_code == 2
+    assert res.exit_code == 1
     assert f"{big}, line 2: record too large" in res.stderr and "--max-record-bytes 10485760" in res.stderr
     res = runner.invoke(app, ["ingest", str(big), "--out", str(tmp_path / "ds"), "--on-error", "skip", "--json"])
     summary = json.loads(res.stdout)
@@ -117,7 +117,7 @@ def test_50mb_record_is_too_large_and_never_held_whole(tmp_path):
     # a smaller limit catches a record inside a block as well
     small = write_jsonl(tmp_path / "s.jsonl", [{"text": "short"}, {"text": "y" * 5000}, {"text": "short 2"}])
     res = runner.invoke(app, ["ingest", str(small), "--out", str(tmp_path / "ds2"), "--max-record-bytes", "1000"])
-    assert res.exit_code == 2 and "line 2: record too large" in res.stderr
+    assert res.exit_code == 1 and "line 2: record too large" in res.stderr
 
 
 def test_many_bad_lines_keep_their_line_numbers(tmp_path):
@@ -140,4 +140,4 @@ def test_unreadable_file(tmp_path):
     src = _bytes_file(tmp_path, "secret.jsonl", GOOD)
     src.chmod(0)
     res = runner.invoke(app, ["ingest", str(src), "--out", str(tmp_path / "ds")])
-    assert res.exit_code == 2 and f"{src}: cannot read the file" in res.stderr
+    assert res.exit_code == 1 and f"{src}: cannot read the file" in res.stderr

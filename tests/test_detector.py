@@ -303,11 +303,11 @@ def test_cli_train_eval_score(labelled_ds, tmp_path):
     assert activity["params"]["detector_sha256"] == sha256_file(det / "detector.json")
 
 
-def test_cli_bad_detector_is_one_line_exit_2(labelled_ds, tmp_path):
+def test_cli_bad_detector_is_one_line_exit_1(labelled_ds, tmp_path):
     bogus = tmp_path / "model.pkl"
     bogus.write_bytes(pickle.dumps({"a": 1}))
     r = CliRunner().invoke(app, ["detector", "eval", str(bogus), str(labelled_ds)])
-    assert r.exit_code == 2
+    assert r.exit_code == 1  # a data error: not a detector
     assert "not a provkit detector" in r.output and len(r.output.strip().splitlines()) == 1
 
 
@@ -315,7 +315,7 @@ def test_cli_unlabelled_dataset_is_a_clear_error(tmp_path, corpus):
     human, _ = corpus
     ds = write_dataset(tmp_path / "h", human[:30])
     r = CliRunner().invoke(app, ["detector", "train", str(ds), "--out", str(tmp_path / "D")])
-    assert r.exit_code == 2 and "found 30 human and 0 model" in r.output
+    assert r.exit_code == 1 and "found 30 human and 0 model" in r.output
     assert not (tmp_path / "D").exists()
 
 

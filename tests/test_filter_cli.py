@@ -59,4 +59,4 @@ def test_filter_errors_are_one_line_exit_2(src, tmp_path, args, message):
 def test_filter_on_a_plain_directory_names_what_is_missing(tmp_path):
     (tmp_path / "plain").mkdir()
     res = runner.invoke(app, ["filter", str(tmp_path / "plain"), "--out", str(tmp_path / "o"), "--mix", "replace"])
-    assert res.exit_code == 2 and "manifest.json is missing" in res.stderr
+    assert res.exit_code == 1 and "manifest.json is missing" in res.stderr

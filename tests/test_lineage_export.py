@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+from conftest import DOCS, write_jsonl
 from typer.testing import CliRunner
 
-from conftest import DOCS, write_jsonl
 from provkit.cli import app
 from provkit.errors import InputError
-from provkit.provenance import SCHEMA, Dataset, IngestConfig, ingest, lineage, sha256_file
+from provkit.provenance import (
+    SCHEMA,
+    Activity,
+    Dataset,
+    DatasetWriter,
+    Generator,
+    IngestConfig,
+    ingest,
+    lineage,
+    make_batch,
+    sha256_file,
+)
 
 runner = CliRunner()
 
@@ -30,10 +42,11 @@ def chain(tmp_path) -> tuple[Path, Path, Path]:
     ingest([str(src)], gen1, IngestConfig(origin="model", id_field="id", parent_field="parent",
                                           generator_model="tiny-opt", generation=1, parent_datasets=(str(human),)))
     gen2 = tmp_path / "gen2"
-    src = write_jsonl(tmp_path / "g2.jsonl", [{"id": "g2-a", "text": "second generation", "parent": ["g1-a", "g1-b",
-                                                                                                    "lost"]}])
-    ingest([str(src)], gen2, IngestConfig(origin="model", id_field="id", parent_field="parent",
-                                          generator_model="tiny-opt", generation=2, parent_datasets=(str(gen1),)))
+    # ingest refuses a parent id that names no record, so the dataset with a lost parent is written directly
+    batch = make_batch(["second generation"], ids=["g2-a"], origin="model", generators=[Generator("tiny-opt", 2)],
+                       parent_ids=[["g1-a", "g1-b", "lost"]])
+    with DatasetWriter(gen2, Activity("generate"), parents=[gen1]) as w:
+        w.write(batch)
     return human, gen1, gen2
 
 
@@ -92,11 +105,14 @@ def test_export_croissant(chain, tmp_path):
     assert runner.invoke(app, ["export", str(human), "--to", "croissant", "--out", str(out)]).exit_code == 0
     doc = json.loads(out.read_text())
     assert doc["@context"]["cr"] == "http://mlcommons.org/croissant/"
-    assert doc["conformsTo"] == "http://mlcommons.org/croissant/1.0" and doc["@type"] == "sc:Dataset"
+    assert doc["conformsTo"] == "http://mlcommons.org/croissant/1.1" and doc["@type"] == "sc:Dataset"
     objects = [d for d in doc["distribution"] if d["@type"] == "cr:FileObject"]
     ds = Dataset.open(human)
-    assert {o["contentUrl"]: o["sha256"] for o in objects} == {
-        str(p.relative_to(human)): sha256_file(p) for p in ds.files("data")}
+    assert {o["contentUrl"]: o["sha256"] for o in objects} == {  # relative to where the JSON-LD is
+        os.path.relpath(p, out.parent): sha256_file(p) for p in ds.files("data")}
+    out = human / "croissant.json"  # inside the dataset: one file set
+    assert runner.invoke(app, ["export", str(human), "--to", "croissant", "--out", str(out)]).exit_code == 0
+    doc = json.loads(out.read_text())
     file_set = [d for d in doc["distribution"] if d["@type"] == "cr:FileSet"][0]
     assert file_set["includes"] == "data/*.parquet" and file_set["encodingFormat"] == "application/x-parquet"
     (records,) = doc["recordSet"]

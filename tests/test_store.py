@@ -94,7 +94,7 @@ def test_append_swaps_whole_directory_and_shares_unchanged_parts(tmp_path):
     ds = Dataset.open(out)
     assert ds.num_rows() == 2 and verify(out) == []
     assert ds.files("data")[0].stat().st_ino == inode
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.")]  # staging removed
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.")]  # staging (and the lock) removed
 
 
 def test_verify_catches_a_flipped_byte_and_a_missing_file(tmp_path, jsonl_file):

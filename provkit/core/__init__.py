@@ -10,6 +10,7 @@ Nothing here imports another provkit package but :mod:`provkit.errors`.
 """
 
 from provkit.core.atomic import (
+    dumps_json,
     exchange_paths,
     fsync_dir,
     fsync_file,
@@ -25,7 +26,7 @@ from provkit.core.progress import Advance, Progress, quiet_advance, quiet_progre
 from provkit.core.text import count_tokens, normalize_text, normalized_words, word_tokens, words
 
 __all__ = [
-    "exchange_paths", "fsync_dir", "fsync_file", "open_atomic", "publish_dir", "sha256_file", "write_bytes_atomic",
+    "dumps_json", "exchange_paths", "fsync_dir", "fsync_file", "open_atomic", "publish_dir", "sha256_file", "write_bytes_atomic",
     "write_json_atomic", "build_dataclass", "coerce", "describe", "read_toml", "fmix64", "seeded_uniform",
     "Advance", "Progress", "quiet_advance", "quiet_progress",
     "count_tokens", "normalize_text", "normalized_words", "word_tokens", "words",

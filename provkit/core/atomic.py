@@ -13,6 +13,7 @@ import ctypes
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import uuid
@@ -109,6 +110,22 @@ def write_bytes_atomic(path: Path, payload: bytes) -> None:
         f.write(payload)
 
 
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by ``None`` (strict JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON (no ``NaN``/``Infinity``: they become ``null``), ``default=str`` for other types."""
+    return json.dumps(finite(json.loads(json.dumps(obj, default=str))), allow_nan=False, **kwargs)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """``obj`` as indented JSON (``default=str``), written with :func:`write_bytes_atomic`."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+    """``obj`` as indented strict JSON (:func:`dumps_json`), written with :func:`write_bytes_atomic`."""
+    write_bytes_atomic(path, (dumps_json(obj, indent=2, sort_keys=False) + "\n").encode())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -34,6 +35,10 @@ def read_toml(path: str | Path, missing: str) -> dict[str, Any]:
         raise ConfigError(missing) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a usable TOML file (nested too deeply to parse)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
 
 def describe(tp: Any) -> str:
@@ -64,8 +69,8 @@ def coerce(value: Any, tp: Any) -> tuple[bool, Any]:
         return isinstance(value, bool), value
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool), value
-    if tp is float:
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is float:  # finite only: NaN and inf would slip through every range check (nan < 0 is False)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         return number, float(value) if number else value
     if tp is str:
         return isinstance(value, str), value
@@ -100,6 +105,8 @@ def build_dataclass(cls: type, values: dict[str, Any], where: Callable[[str], st
             out[key] = nested[key](value, where)
             continue
         ok, converted = coerce(value, hints[key])
+        if not ok and isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where(key)}: expected a finite number, got {value}")
         if not ok:
             raise ConfigError(f"{where(key)}: expected {describe(hints[key])}, got {json.dumps(value, default=str)}")
         out[key] = converted

@@ -48,20 +48,26 @@ def get_engine(name: str = "local", address: str | None = None, **options: Any) 
     return cls(address=address, **options) if address or cls is RayEngine else cls(**options)
 
 
-def get_ingest(name: str, sources: list[str], out: Any, config: IngestConfig, address: str | None = None) -> Any:
-    """An ingest job (``run(progress) -> IngestSummary``) on engine ``name`` (``prov ingest --engine``)."""
+def get_ingest(name: str, sources: list[str], out: Any, config: IngestConfig, address: str | None = None,
+               annotator: Any = None) -> Any:
+    """An ingest job (``run(progress) -> IngestSummary``) on engine ``name`` (``prov ingest --engine``).
+
+    ``annotator`` (a :class:`provkit.provenance.annotate.RecordAnnotator`) runs in this process on the checked records.
+    """
     cls = _lookup(INGESTS, name, address)
     if cls is Ingest:
-        return cls(sources, out, config)
+        return cls(sources, out, config, annotator)
     try:
-        return cls(sources, out, config, address=address)
+        job = cls(sources, out, config, address=address)
     except ImportError as exc:
         raise ConfigError(f"--engine {name}: not available ({exc}); install provkit[ray]") from None
+    job.annotator = annotator
+    return job
 
 
 def run_filter(source: str | Path, out: str | Path, config: PipelineConfig, *, engine: str | Engine = "local",
                progress: Advance | None = None, overwrite: bool = False,
-               engine_options: dict[str, Any] | None = None) -> FilterResult:
+               engine_options: dict[str, Any] | None = None, verify: bool = True) -> FilterResult:
     """Run ``config`` over dataset ``source`` into ``out`` on the engine named ``engine`` (or an engine object)."""
     if isinstance(engine, str):
         options = dict(engine_options or {})
@@ -69,4 +75,4 @@ def run_filter(source: str | Path, out: str | Path, config: PipelineConfig, *, e
             engine = get_engine(engine, options.pop("address", None), **options)
         except ImportError as exc:
             raise ConfigError(f"--engine {engine}: not available ({exc}); install provkit[ray]") from None
-    return run_pipeline(source, out, config, engine, progress=progress, overwrite=overwrite)
+    return run_pipeline(source, out, config, engine, progress=progress, overwrite=overwrite, verify=verify)

@@ -99,8 +99,11 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
             raise RuntimeError(f"step {step.name!r}: decide must return {DROP_REASON} for every row")
         parts.append(pa.RecordBatch.from_arrays([batch.column(ORDER)] + dec.columns,
                                                 names=[ORDER] + dec.schema.names))
-    if not parts:
-        return pa.table({ORDER: pa.array([], pa.int64()), DROP_REASON: pa.array([], pa.string())})
+    if not parts:  # an earlier step dropped every row: an empty plan that still has the step's weight column
+        empty = {ORDER: pa.array([], pa.int64()), DROP_REASON: pa.array([], pa.string())}
+        if step.weight_column:
+            empty[step.weight_column] = pa.array([], pa.float64())
+        return pa.table(empty)
     return pa.Table.from_batches(parts).combine_chunks()
 
 
@@ -194,7 +197,7 @@ class LocalEngine:
             st.rows_in, st.kept = alive.num_rows, int(alive.num_rows - dropped.sum())
             counts = pc.value_counts(reasons.filter(pa.array(dropped))).to_pylist() if dropped.any() else []
             st.dropped = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
-            if step.weight_column:
+            if step.weight_column and step.weight_column in table.column_names:  # absent: no row was alive
                 w = pc.fill_null(table.column(step.weight_column), 1.0).to_numpy()[~dropped]
                 st.weight = _weight_summary(np.asarray(w, dtype=np.float64))
             st.seconds += time.perf_counter() - t0

@@ -29,6 +29,12 @@ from provkit.filters.mix import parse_mix_flag
 from provkit.filters.steps import STEP_CONFIGS
 
 TOP_LEVEL_KEYS = ("steps", "name", "description")
+PIPELINES = Path(__file__).parent / "pipelines"
+"""Pipelines shipped in the package: ``--config NAME`` reads ``PIPELINES/NAME.toml`` (``default``)."""
+
+
+def packaged_pipelines() -> list[str]:
+    return sorted(p.stem for p in PIPELINES.glob("*.toml"))
 
 
 @dataclass
@@ -125,9 +131,19 @@ def parse_pipeline(obj: dict[str, Any], source: str = "<config>") -> PipelineCon
 
 
 def load_pipeline(path: str | Path) -> PipelineConfig:
-    """Read and validate a pipeline TOML file."""
-    obj = read_toml(path, f"{path}: no such pipeline file")
+    """Read and validate a pipeline TOML file, or a pipeline shipped in the package by name (``default``)."""
+    name = str(path)
+    if not Path(path).exists() and (PIPELINES / f"{name}.toml").is_file():
+        return parse_pipeline(read_toml(PIPELINES / f"{name}.toml", name), name)
+    obj = read_toml(path, f"{path}: no such pipeline file (the packaged ones: {', '.join(packaged_pipelines())})")
     return parse_pipeline(obj, str(path))
+
+
+def default_step(kind: str) -> dict[str, Any]:
+    """The settings of step ``kind`` in the packaged default pipeline (``{"kind": kind}`` when it has none):
+    the step flags of ``prov filter`` start from them, so ``--quality`` and ``--config default`` agree."""
+    doc = read_toml(PIPELINES / "default.toml", "default")
+    return dict(next((s for s in doc.get("steps", []) if s.get("kind") == kind), {"kind": kind}))
 
 
 @dataclass
@@ -163,7 +179,7 @@ def flags_to_document(flags: FilterFlags) -> dict[str, Any]:
     for name in flags.dedup:
         if name not in DEDUP_FLAGS:
             raise ConfigError(f"--dedup: unknown method {name!r}; expected exact, minhash or exact,minhash")
-        step: dict[str, Any] = {"kind": DEDUP_FLAGS[name]}
+        step: dict[str, Any] = default_step(DEDUP_FLAGS[name])
         if name == "minhash":
             step.update(seeded)
             if flags.minhash_threshold is not None:
@@ -172,7 +188,7 @@ def flags_to_document(flags: FilterFlags) -> dict[str, Any]:
     if flags.minhash_threshold is not None and "minhash" not in flags.dedup:
         raise ConfigError("--minhash-threshold: needs --dedup minhash")
     if flags.quality:
-        steps.append({"kind": "quality"})
+        steps.append(default_step("quality"))
     if flags.detector:
         step = {"kind": "detector", "path": flags.detector}
         if flags.detector_beta is not None:
@@ -183,7 +199,7 @@ def flags_to_document(flags: FilterFlags) -> dict[str, Any]:
     elif flags.max_model_prob is not None or flags.detector_beta is not None:
         raise ConfigError("--max-model-prob/--detector-beta: need --detector DET")
     if flags.tail_alpha is not None or flags.tail_target is not None:
-        step = {"kind": "tail", **seeded}
+        step = {**default_step("tail"), **seeded}
         if flags.tail_alpha is not None:
             step["alpha"] = flags.tail_alpha
         if flags.tail_target is not None:

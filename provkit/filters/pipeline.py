@@ -5,7 +5,8 @@ activity (kind ``filter``) records the pipeline config and its sha256 and
 uses IN (its parent).  ``OUT/data`` holds kept records (schema columns
 unchanged, annotations appended, ``sample_weight`` where a step weights),
 ``OUT/rejects`` every dropped record with ``drop_reason`` and ``drop_step``,
-and the side files ``report.json`` / ``report.md`` the per-step counts.
+and the side files ``report.json`` / ``report.md`` the per-step counts, broken
+down by origin and evidence with sampled dropped examples (:mod:`.trace`).
 The report always satisfies ``input == kept + sum(dropped.values())``.
 """
 
@@ -17,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provkit.core.atomic import dumps_json
 from provkit.core.progress import Advance
 from provkit.errors import ConfigError, ProvkitError
 from provkit.filters.config import PipelineConfig
 from provkit.filters.engine import Engine, EngineResult, check_conservation
 from provkit.filters.step import Step
 from provkit.filters.steps import build_step
+from provkit.filters.trace import TracingWriter, trace_markdown, trace_report
 from provkit.provenance import Activity, Dataset, DatasetWriter, check_schema
 
 
@@ -86,20 +89,23 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {st['step']} | {st['in']} | {st['kept']} | {dropped} | {_fmt_weight(st['weight'])} | {st['seconds']} |")
     for step, figures in report.get("clustering", {}).items():
         lines.append(f"\n- {step} on the cluster: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures.items()))
+    if "provenance" in report:
+        lines.append(trace_markdown(report["provenance"]))
     lines += ["", "## Pipeline", "", "```json", json.dumps(report["pipeline"], indent=2), "```", ""]
     return "\n".join(lines)
 
 
 def run_pipeline(source: str | Path, out: str | Path, config: PipelineConfig, engine: Engine, *,
-                 progress: Advance | None = None, overwrite: bool = False) -> FilterResult:
+                 progress: Advance | None = None, overwrite: bool = False, verify: bool = True) -> FilterResult:
     """Run ``config`` with ``engine`` over dataset ``source`` and commit dataset ``out`` (atomically); return its report.
 
     ``engine`` is an object implementing :class:`provkit.filters.engine.Engine`
     (``provkit.engines.get_engine(name)`` builds one; ``provkit.engines.run_filter``
-    takes the engine's name).
+    takes the engine's name).  With ``verify`` every input part is checked against the manifest's size and
+    sha256 before it is read (``--no-verify`` turns it off).
     """
     source, out = Path(source), Path(out)
-    dataset = Dataset.open(source)
+    dataset = Dataset.open(source, verify=verify)
     if out.resolve() == source.resolve():
         raise ConfigError(f"--out {out}: is the input dataset; inputs are never modified, choose another path")
     schema = dataset.schema("data")
@@ -113,9 +119,11 @@ def run_pipeline(source: str | Path, out: str | Path, config: PipelineConfig, en
     activity = Activity("filter", params, used=[str(source.resolve())])
     t0 = time.perf_counter()
     with DatasetWriter(out, activity, parents=[source], mode="overwrite" if overwrite else "create") as writer:
-        result = engine.run(dataset, steps, writer, progress)
+        tracer = TracingWriter(writer)
+        result = engine.run(dataset, steps, tracer, progress)  # type: ignore[arg-type]  # a DatasetWriter proxy
         check_conservation(result)
         report = make_report(result, config, source, engine.name, time.perf_counter() - t0)
-        writer.add_file("report.json", json.dumps(report, indent=2) + "\n")
+        report["provenance"] = trace_report(tracer, [st.name for st in result.steps])
+        writer.add_file("report.json", dumps_json(report, indent=2) + "\n")  # strict JSON: no NaN
         writer.add_file("report.md", report_markdown(report))
     return FilterResult(out, report)

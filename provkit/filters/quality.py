@@ -179,8 +179,9 @@ def quality_scores(texts: Sequence[str]) -> dict[str, np.ndarray]:
     texts = list(texts)
     hashes, lengths, offsets = word_hashes(texts)
     counts = np.diff(offsets)
-    chars = np.add.reduceat(lengths.astype(np.int64), offsets[:-1]) if len(lengths) else np.zeros(len(texts))
-    chars = np.where(counts > 0, chars, 0)
+    # per-text sums by cumulative differences: np.add.reduceat fails when the last texts have no words
+    csum = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
+    chars = csum[offsets[1:]] - csum[offsets[:-1]]
     top, dup = _ngram_kernel(hashes, lengths, offsets, np.array(TOP_NS, np.int64), np.array(DUP_NS, np.int64))
     lines = np.array([line_repetition(t) for t in texts], dtype=np.float64).reshape(len(texts), 4)
     scores: dict[str, np.ndarray] = {

@@ -255,6 +255,9 @@ def sample_weights(steps: Sequence[Step], tables: Sequence[pa.Table | None], ali
     for k in weighting:
         table = tables[k]
         assert table is not None
+        if steps[k].weight_column not in table.column_names:  # the step saw no row: every row was dropped before
+            per_step.append(np.ones(len(orders)))
+            continue
         keys = table.column(ORDER).to_numpy()
         values = table.column(steps[k].weight_column).to_numpy(zero_copy_only=False).astype(np.float64)
         per_step.append(np.nan_to_num(values[np.searchsorted(keys, orders)], nan=1.0))

@@ -11,16 +11,37 @@ recursive-training experiment alike::
     new = generate_continuations(model, prompts, DecodingConfig(), pad_id=..., eos_id=...)
     ppl = sequence_perplexities(model, ids, mask)
     save_model(model, tok, "m/"); model, tok = load_model("m/")
+    wm = WatermarkConfig(key_file="wm.key")                # [decoding.watermark]: DecodingConfig(watermark=wm)
+    z, p = score_watermark(texts, "m/", key_file="wm.key")  # transformers' WatermarkDetector, per text
 
 Modules: :mod:`.tokenizer` (BPE training, loading), :mod:`.models` (tiny OPT,
 load/save/clone), :mod:`.blocks` (fixed-length token blocks, padding),
-:mod:`.training` (weighted ``train_lm``, perplexities), :mod:`.generate`.
+:mod:`.training` (weighted ``train_lm``, perplexities), :mod:`.generate`, :mod:`.watermark`
+(green-list watermark config, keys, scoring), :mod:`.watermark_data` (datasets: detect, ingest tagger,
+a watermarking share of generators).
 """
 
 from provkit.lm.blocks import Block, encode_texts, make_blocks, pad_left, pad_right, split_blocks
 from provkit.lm.generate import DecodingConfig, generate_continuations
 from provkit.lm.models import TinyOPTConfig, build_tiny_opt, clone_model, load_model, save_model
 from provkit.lm.tokenizer import load_tokenizer, save_tokenizer, train_bpe_tokenizer
+from provkit.lm.watermark import (
+    WatermarkConfig,
+    WatermarkKey,
+    WatermarkScorer,
+    WatermarkScores,
+    load_scorer,
+    read_key,
+    score_watermark,
+)
+from provkit.lm.watermark_data import (
+    WatermarkSummary,
+    WatermarkTagger,
+    build_tagger,
+    detect_dataset,
+    generate_with_share,
+    watermark_share,
+)
 from provkit.lm.training import (
     TrainConfig,
     TrainStats,
@@ -39,4 +60,6 @@ __all__ = [
     "load_tokenizer", "save_tokenizer", "train_bpe_tokenizer",
     "TrainConfig", "TrainStats", "corpus_perplexity", "per_sequence_loss", "sequence_nll", "sequence_perplexities",
     "train_lm", "weighted_loss",
+    "WatermarkConfig", "WatermarkKey", "WatermarkScorer", "WatermarkScores", "load_scorer", "read_key", "score_watermark",
+    "WatermarkSummary", "WatermarkTagger", "build_tagger", "detect_dataset", "generate_with_share", "watermark_share",
 ]

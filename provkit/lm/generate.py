@@ -4,6 +4,8 @@ The paper's setting: every 64-token training block is a prompt and the model
 writes the next 64 tokens with 5-way beam search and repetition penalty 3.0
 (the released code).  ``min_new_tokens = max_new_tokens`` makes every
 continuation exactly one block long, as in the paper's fixed-size blocks.
+A ``watermark`` section (:class:`provkit.lm.watermark.WatermarkConfig`) makes
+``generate`` watermark the continuations (transformers' ``WatermarkingConfig``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 import torch
-from transformers import GenerationConfig, PreTrainedModel
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from provkit.errors import ConfigError
 from provkit.lm.blocks import pad_left
+from provkit.lm.watermark import WatermarkConfig, watermark_config
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,12 @@ class DecodingConfig:
     top_k: int = 0
     top_p: float = 1.0
     exact_length: bool = True
+    watermark: WatermarkConfig | None = None  # [decoding.watermark]: green-list watermark (key from a file / env var)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "watermark", watermark_config(self.watermark))
+        if self.watermark is not None:
+            self.watermark.key()  # a missing or short key is an error now, before any work
         if self.max_new_tokens < 1:
             raise ConfigError(f"decoding.max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.num_beams < 1:
@@ -41,8 +48,13 @@ class DecodingConfig:
         if self.do_sample and self.temperature <= 0:
             raise ConfigError(f"decoding.temperature must be > 0 when sampling, got {self.temperature}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, tokenizer: PreTrainedTokenizerBase | None = None) -> dict[str, Any]:
+        """The parameters; a watermark appears as its fingerprint (key id, tokenizer hash), never its key."""
+        out = asdict(self)
+        del out["watermark"]
+        if self.watermark is not None:
+            out["watermark"] = self.watermark.fingerprint(tokenizer)
+        return out
 
     def generation_config(self, pad_id: int, eos_id: int | None) -> GenerationConfig:
         kwargs: dict[str, Any] = dict(
@@ -57,6 +69,8 @@ class DecodingConfig:
             kwargs["min_new_tokens"] = self.max_new_tokens
         if self.do_sample:
             kwargs.update(temperature=self.temperature, top_k=self.top_k or None, top_p=self.top_p)
+        if self.watermark is not None:
+            kwargs["watermarking_config"] = self.watermark.transformers_config()
         return GenerationConfig(**kwargs)
 
 

@@ -59,10 +59,17 @@ def load_model(path_or_name: str | Path, *, with_tokenizer: bool = True) -> tupl
 
     Raises :class:`ConfigError` with one line when it cannot be loaded (offline, missing files).
     """
+    local = Path(path_or_name).is_dir()
+    if local and not any(Path(path_or_name).glob("*.safetensors")):
+        raise ConfigError(f"could not load model {str(path_or_name)!r}: it has no .safetensors weights (only "
+                          "pickled ones, which provkit never loads); re-save it with save_pretrained("
+                          "safe_serialization=True)")
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path_or_name), trust_remote_code=False)
+        # a local directory: safetensors only - a pickled checkpoint from a user is never unpickled
+        model = AutoModelForCausalLM.from_pretrained(str(path_or_name), trust_remote_code=False,
+                                                     use_safetensors=True if local else None)
         tok = load_tokenizer(path_or_name) if with_tokenizer else None
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, EnvironmentError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
             f"could not load model {str(path_or_name)!r} ({first[:160]}); download it where there is network "

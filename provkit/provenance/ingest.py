@@ -21,19 +21,24 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from provkit.core.atomic import dumps_json
 from provkit.errors import ConfigError, InputError
+from provkit.provenance.annotate import RecordAnnotator
+from provkit.provenance.carry import carry_columns
 from provkit.provenance.manifest import MANIFEST, Activity
 from provkit.provenance.reader import Dataset
 from provkit.provenance.readers import (
     POS,
+    PROV,
     RAW_KEEP,
     SOURCE,
     SPLITS,
@@ -43,10 +48,18 @@ from provkit.provenance.readers import (
     ReadOptions,
     Source,
     read_source,
-    resolve_sources,
+    scan_sources,
+    spec_name,
     type_reason,
 )
-from provkit.provenance.schema import ORIGINS, Evidence, Generator, Origin, make_batch, utcnow
+from provkit.provenance.schema import (
+    ORIGINS,
+    Evidence,
+    Generator,
+    Origin,
+    make_batch,
+    utcnow,
+)
 from provkit.provenance.writer import DatasetWriter
 
 ON_ERROR = ("fail", "skip")
@@ -70,6 +83,8 @@ _CATEGORIES = (
     ("invalid UTF-8", "invalid UTF-8"), ("malformed", "malformed"), ("a JSON ", "malformed"),
     ("record too large", "record too large"), ("field ", "wrong type"), ("missing", "missing field"),
     ("empty text", "empty text"), ("unknown origin", "unknown origin"), ("duplicate id", "duplicate id"),
+    ("dangling parent", "dangling parent id"), ("JSON nested", "too deeply nested"),
+    ("lone surrogate", "invalid UTF-8"), ("unterminated quote", "malformed"),
 )
 
 
@@ -94,6 +109,8 @@ class IngestConfig:
     generation: int | None = None
     dataset: str | None = None
     license: str | None = None
+    license_field: str | None = None  # a per-record licence field (a record without one gets ``license``)
+    keep_fields: tuple[str, ...] = ()  # source fields kept in the record's ``metadata`` (JSON object)
     split: str = "file"
     on_error: str = "fail"
     max_record_bytes: int = 10 << 20
@@ -117,7 +134,8 @@ class IngestConfig:
             Dataset.open(parent)  # a clear error now rather than a broken lineage later
 
     def read_options(self) -> ReadOptions:
-        fields = FieldMap(self.text_field, self.id_field, self.origin_field, self.parent_field)
+        fields = FieldMap(self.text_field, self.id_field, self.origin_field, self.parent_field, self.license_field,
+                          tuple(self.keep_fields))
         return ReadOptions(fields, self.split, self.max_record_bytes, max(self.block_bytes, 1 << 16))
 
 
@@ -134,8 +152,12 @@ class IngestSummary:
     quarantined: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     by_origin: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0  # files a directory scan or glob passed over (never read), each named below
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
+    dangling_parents: int = 0  # parent ids naming no record (quarantined, or the run stopped)
     bytes_read: int = 0
     seconds: float = 0.0
+    annotations: dict[str, Any] = field(default_factory=dict)  # what each annotator did (e.g. watermark tags)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,6 +194,14 @@ class IdIndex:
         self.add_hashes(h[~dup])
         return dup
 
+    def contains(self, h: np.ndarray) -> np.ndarray:
+        """Which of the hashes ``h`` were seen (no side effect)."""
+        found = np.zeros(len(h), dtype=bool)
+        for run in self.runs:
+            at = np.minimum(np.searchsorted(run, h), len(run) - 1)
+            found |= run[at] == h
+        return found
+
     def add_hashes(self, h: np.ndarray) -> None:
         if len(h):
             self.runs.append(np.sort(h))
@@ -194,13 +224,13 @@ class _Problems:
         self.reason = np.full(n, None, dtype=object)
 
     def flag(self, mask: Any, reason: str | Callable[[int], str]) -> None:
-        mask = np.asarray(mask, dtype=bool) & (self.reason == None)  # noqa: E711 - elementwise
+        mask = np.asarray(mask, dtype=bool) & (self.reason == None)
         for i in np.flatnonzero(mask):
             self.reason[i] = reason(int(i)) if callable(reason) else reason
 
     @property
     def bad(self) -> np.ndarray:
-        return self.reason != None  # noqa: E711
+        return self.reason != None
 
 
 def _mask(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -221,7 +251,7 @@ def check_text(table: pa.Table, cfg: IngestConfig, problems: _Problems) -> None:
 
 
 def origins_of(table: pa.Table, cfg: IngestConfig, problems: _Problems) -> pa.Array:
-    """Per-row origin: the origin field where given (lower-cased), else ``--origin``."""
+    """Per-row origin: the origin field where given (lower-cased; null is ``unknown``), else ``--origin``."""
     n = table.num_rows
     if "origin" not in table.column_names:
         return pa.array(np.full(n, cfg.origin, dtype=object), pa.string())
@@ -230,7 +260,7 @@ def origins_of(table: pa.Table, cfg: IngestConfig, problems: _Problems) -> pa.Ar
         problems.flag(_mask(pc.is_valid(col)), type_reason(cfg.origin_field or "origin", str(col.type)))
         return pa.array(np.full(n, cfg.origin, dtype=object), pa.string())
     col = pc.utf8_lower(pc.utf8_trim_whitespace(col.cast(pa.string()))).combine_chunks()
-    col = pc.fill_null(col, cfg.origin)
+    col = pc.fill_null(col, Origin.UNKNOWN.value)  # a missing origin is unknown, never the --origin default
     unknown = _mask(pc.invert(pc.is_in(col, value_set=pa.array(ORIGINS))))
     problems.flag(unknown, lambda i: f"unknown origin {col[i].as_py()!r} in field {cfg.origin_field!r} "
                                      f"(expected one of {', '.join(ORIGINS)})")
@@ -304,18 +334,44 @@ class _Checked:
 class Ingest:
     """One ingest run into ``out`` (created, or appended to when it holds a dataset)."""
 
-    def __init__(self, sources: list[str], out: str | Path, cfg: IngestConfig):
+    def __init__(self, sources: list[str], out: str | Path, cfg: IngestConfig,
+                 annotator: RecordAnnotator | None = None):
         cfg.check()
         self.cfg = cfg
-        self.specs = list(sources)
-        self.sources: list[Source] = resolve_sources(self.specs)
+        self.specs = [spec_name(s, i) for i, s in enumerate(sources)] if len(sources) > 1 else \
+            [spec_name(s) for s in sources]
+        self.resolved = scan_sources(list(sources))
+        self.sources: list[Source] = self.resolved.sources
         self.out = Path(out)
+        self._refuse_out_inside_inputs()
         self.ids = IdIndex()
+        self.parent_index = IdIndex()  # ids of the --parent-dataset records
+        # a ``metadata`` column in every batch when any source can bring one (one schema per run)
+        self.metadata = bool(cfg.keep_fields) or any(s.kind in ("provkit", "hf") for s in self.sources)
         self.activity = Activity("ingest", {"sources": self.specs, **asdict(cfg)}, used=self.specs)
         self.mode = "appended" if (self.out / MANIFEST).exists() else "created"
-        self.summary = IngestSummary(str(self.out), self.activity.id, self.mode, self.specs)
+        self.summary = IngestSummary(str(self.out), self.activity.id, self.mode, self.specs,
+                                     skipped=len(self.resolved.skipped),
+                                     skipped_files=[{"path": k.path, "reason": k.reason} for k in self.resolved.skipped])
         self.reasons: Counter[str] = Counter()
         self.origins: Counter[str] = Counter()
+        self.annotator = annotator  # may re-tag origins of the checked records (see provenance.annotate)
+
+    def _refuse_out_inside_inputs(self) -> None:
+        """An output inside an input directory would be read back by the next run; an input inside the output
+        would be replaced by it."""
+        out = self.out.resolve()
+        for root in self.resolved.roots:
+            r = Path(root).resolve()
+            if out == r or out.is_relative_to(r):
+                raise InputError(f"--out {self.out} is inside the input directory {root}; the next run would "
+                                 "ingest the dataset itself - choose an --out outside it")
+        for source in self.sources:
+            if source.kind in ("hf", "builtin"):
+                continue
+            if Path(source.uri).resolve().is_relative_to(out):
+                raise InputError(f"{source.uri}: the input is inside --out {self.out}; ingest a dataset's records "
+                                 "into another dataset")
 
     def total_bytes(self) -> int | None:
         sizes = [s.size() for s in self.sources]
@@ -324,13 +380,22 @@ class Ingest:
     def run(self, progress: Callable[[int, int], None] | None = None) -> IngestSummary:
         """Read every source, write the dataset, commit; ``progress(records, bytes)`` after each chunk."""
         start = time.perf_counter()
-        writer = DatasetWriter(self.out, self.activity, parents=self.cfg.parent_datasets,
-                               mode="append" if self.mode == "appended" else "create")
+        if self.annotator is not None:
+            self.activity.params[self.annotator.name] = self.annotator.params()
+        parents = [*self.cfg.parent_datasets, *(s.uri for s in self.sources if s.kind == "provkit")]
+        # "append" creates the dataset when there is none; which it was is known only under the writer's lock
+        writer = DatasetWriter(self.out, self.activity, parents=parents, mode="append")
+        self.mode = self.summary.mode = "appended" if writer.existing is not None else "created"
         with writer:
             if writer.existing is not None:
                 self._remember_existing_ids(writer.existing)
+            for parent in self.cfg.parent_datasets:
+                for batch in Dataset.open(parent).iter_batches("data", columns=["id"], batch_size=65536):
+                    self.parent_index.add_hashes(IdIndex.hashes(batch.column(0).to_pylist()))
             for chunk, checked in self.checked_chunks():
                 tagged = self.finish(chunk, checked)
+                if self.annotator is not None and tagged.batch is not None and tagged.batch.num_rows:
+                    tagged = _Tagged(self.annotator.annotate(tagged.batch), tagged.bad)
                 self._account(chunk, tagged)
                 if tagged.batch is not None and tagged.batch.num_rows:
                     writer.write(tagged.batch)
@@ -339,7 +404,9 @@ class Ingest:
                 if progress:
                     progress(chunk.records, chunk.nbytes)
             self.summary.seconds = round(time.perf_counter() - start, 3)
-            writer.add_file("ingest-summary.json", json.dumps(self._summary_json(), indent=2) + "\n")
+            if self.annotator is not None:
+                self.summary.annotations[self.annotator.name] = self.annotator.summary()
+            writer.add_file("ingest-summary.json", dumps_json(self._summary_json(), indent=2) + "\n")
         self.summary.seconds = round(time.perf_counter() - start, 3)
         return self.summary
 
@@ -377,7 +444,7 @@ class Ingest:
 
     def check(self, chunk: RawChunk, source: Source) -> _Checked:
         """The per-chunk part of :meth:`tag` (no run state: any process can run it): field checks, records."""
-        table = chunk.table
+        table = _with_passthrough_fields(chunk.table)
         problems = _Problems(table.num_rows)
         check_text(table, self.cfg, problems)
         origin = origins_of(table, self.cfg, problems)
@@ -391,12 +458,24 @@ class Ingest:
         return _Checked(problems, ids, records)
 
     def finish(self, chunk: RawChunk, checked: _Checked) -> _Tagged:
-        """The run-state part of :meth:`tag`, in source order: duplicate ids, then fail or quarantine."""
+        """The run-state part of :meth:`tag`, in source order: dangling parents, duplicate ids, then fail or
+        quarantine."""
         problems, ids = checked.problems, checked.ids
         ok = ~problems.bad
+        ok_idx = np.flatnonzero(ok)
         id_list = pc.filter(ids, pa.array(ok)).to_pylist()
+        dangling = np.zeros(chunk.table.num_rows, dtype=bool)
+        missing: dict[int, str] = {}
+        if checked.records is not None:
+            for j, parent in self._dangling_parents(checked.records.column("parent_ids"), id_list).items():
+                dangling[ok_idx[j]] = True
+                missing[int(ok_idx[j])] = parent
+        problems.flag(dangling, lambda i: f"dangling parent id {missing[i]!r}: no record with this id in this "
+                                          "dataset, this run or a --parent-dataset")
+        self.summary.dangling_parents += int(dangling.sum())
         dup = np.zeros(chunk.table.num_rows, dtype=bool)
-        dup[np.flatnonzero(ok)] = self.ids.duplicates(id_list)
+        live = ~dangling[ok_idx]
+        dup[ok_idx[live]] = self.ids.duplicates([i for i, keep in zip(id_list, live) if keep])
         dup_ids = ids.to_pylist() if dup.any() else []
         problems.flag(dup, lambda i: f"duplicate id {dup_ids[i]!r} (already in this dataset or this run)")
         bad = sorted(chunk.bad + _bad_rows(chunk.table, chunk, problems), key=lambda b: (b.pos is not None, b.pos or 0))
@@ -404,7 +483,24 @@ class Ingest:
             raise InputError(fail_message(bad[0]))
         if problems.bad.all() or checked.records is None:
             return _Tagged(None, bad)
-        return _Tagged(checked.records.filter(pa.array(~dup[ok])) if dup.any() else checked.records, bad)
+        drop = (dup | dangling)[ok_idx]
+        return _Tagged(checked.records.filter(pa.array(~drop)) if drop.any() else checked.records, bad)
+
+    def _dangling_parents(self, parents: pa.Array, chunk_ids: list[str]) -> dict[int, str]:
+        """Row -> its first parent id that names no known record (this chunk, this run, the dataset, parents)."""
+        if isinstance(parents, pa.ChunkedArray):
+            parents = parents.combine_chunks()
+        flat = pc.list_flatten(parents)
+        if not len(flat):
+            return {}
+        rows = pc.list_parent_indices(parents).to_numpy()
+        values = flat.to_pylist()
+        h = IdIndex.hashes(values)
+        known = np.isin(h, IdIndex.hashes(chunk_ids)) | self.ids.contains(h) | self.parent_index.contains(h)
+        out: dict[int, str] = {}
+        for k in np.flatnonzero(~known):
+            out.setdefault(int(rows[k]), values[k])
+        return out
 
     def _records(self, table: pa.Table, ids: pa.Array, origin: pa.Array, parents: pa.Array,
                  source: Source) -> pa.RecordBatch:
@@ -417,11 +513,42 @@ class Ingest:
             gen, model = Generator(cfg.generator_model, cfg.generation or 0), Origin.MODEL.value
             generators = [gen if o == model else None for o in origin.to_pylist()]
         uri = table.column(SOURCE).combine_chunks() if SOURCE in table.column_names else source_uri(source)
-        return make_batch(
+        batch = make_batch(
             table.column("text").combine_chunks(), ids=ids, origin=origin, evidence=declared, confidence=confidence,
             generators=generators, parent_ids=parents, activity_id=self.activity.id, source_uri=uri,
             dataset=cfg.dataset, license=cfg.license, ingested_at=self.activity.started_at,
         )
+        return carry_columns(_keep_input_provenance(batch, table), table, metadata=self.metadata)
+
+
+_KEPT = ("origin_evidence", "origin_confidence", "generator", "source_uri", "dataset", "license", "created_at")
+
+
+def _with_passthrough_fields(table: pa.Table) -> pa.Table:
+    """A provkit dataset's part read as input: its id, origin and parent_ids feed the record as they are
+    (unless ``--id-field`` / ``--origin-field`` / ``--parent-field`` name other columns)."""
+    if PROV + "origin" not in table.column_names:
+        return table
+    for key, column in (("id", "id"), ("origin", "origin"), ("parent", "parent_ids")):
+        if key not in table.column_names and PROV + column in table.column_names:
+            col = table.column(PROV + column)
+            if pa.types.is_dictionary(col.type):
+                col = col.cast(col.type.value_type)
+            table = table.append_column(key, col)
+    return table
+
+
+def _keep_input_provenance(batch: pa.RecordBatch, table: pa.Table) -> pa.RecordBatch:
+    """The provenance columns a provkit input carried (evidence, confidence, generator, ...), kept as they are."""
+    if PROV + "origin" not in table.column_names:
+        return batch
+    for name in _KEPT:
+        if PROV + name not in table.column_names:
+            continue
+        i = batch.schema.get_field_index(name)
+        col = table.column(PROV + name).combine_chunks()
+        batch = batch.set_column(i, batch.schema.field(i), col.cast(batch.schema.field(i).type))
+    return batch
 
 
 def prefetch(chunks: Iterator[T], depth: int = 2) -> Iterator[T]:

@@ -86,7 +86,7 @@ def lineage(path: str | Path, record_id: str, max_depth: int = 1000) -> list[Lin
     datasets = dataset_chain(path)
     first = _find(datasets[:1], {record_id})
     if record_id not in first:
-        raise InputError(f"{path}: no record with id {record_id!r} (list ids with `prov export {path} --to jsonl`)")
+        raise InputError(f"{path}: no record with id {record_id!r} (list its ids with `prov export {path} --to jsonl --out records.jsonl`)")
     nodes: list[LineageNode] = []
     visited: set[str] = set()
     level = {record_id: []}  # id -> children

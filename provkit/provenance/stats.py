@@ -9,6 +9,7 @@ summaries keep two int32 values per record (8 bytes) to give exact quantiles.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,12 @@ def _count(counter: Counter, column: pa.Array, missing: str) -> None:
         counter[missing if key is None else str(key)] += item["counts"]
 
 
-def dataset_stats(path: str | Path) -> dict[str, Any]:
-    """The statistics of a dataset's data records, streamed batch by batch."""
-    ds = Dataset.open(path)
+def dataset_stats(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
+    """The statistics of a dataset's data records, streamed batch by batch.
+
+    With ``verify`` each part is checked against the manifest's size and sha256 before it is read.
+    """
+    ds = Dataset.open(path, verify=verify)
     by = {k: Counter() for k in ("origin", "evidence", "generator", "generation", "dataset", "source")}
     chars: list[np.ndarray] = []
     tokens: list[np.ndarray] = []
@@ -81,7 +85,26 @@ def dataset_stats(path: str | Path) -> dict[str, Any]:
         "whitespace_tokens": summarize(np.concatenate(tokens) if tokens else np.array([], np.int32)),
         "rejects": ds.num_rows("rejects"),
         "quarantine": ds.num_rows("quarantine"),
+        "filter": _filter_summary(ds),
     }
+
+
+def _filter_summary(ds: Dataset) -> dict[str, Any] | None:
+    """A filtered dataset's per-step counts by origin and evidence (from its ``report.json``), else None."""
+    path = ds.path / "report.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text(encoding="utf-8"))
+    trace = report.get("provenance") or {}
+    steps = []
+    for st in report.get("steps", []):
+        by = trace.get("steps", {}).get(st["step"], {})
+        steps.append({"step": st["step"], "in": st["in"], "kept": st["kept"], "dropped": st["dropped"],
+                      **{k: by.get(k, {}) for k in ("in_by_origin", "kept_by_origin", "dropped_by_origin",
+                                                     "dropped_by_evidence")}})
+    return {"input": report.get("input"), "kept": report.get("kept"), "steps": steps,
+            "sample_weight": report.get("sample_weight"),
+            "sample_weight_by_origin": trace.get("sample_weight_by_origin", {})}
 
 
 def dataset_info(path: str | Path) -> dict[str, Any]:

@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import json
 import os
 import shutil
+import signal
+import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,9 +46,32 @@ from provkit.core.atomic import (
     write_json_atomic,
 )
 from provkit.errors import DatasetError
-from provkit.provenance.manifest import FORMAT, KINDS, MANIFEST, PROVENANCE, Activity, iso
-from provkit.provenance.reader import Dataset
+from provkit.provenance.manifest import (
+    FORMAT,
+    KINDS,
+    MANIFEST,
+    PROVENANCE,
+    Activity,
+    iso,
+    seal,
+)
+from provkit.provenance.reader import Dataset, pending_provenance
 from provkit.provenance.schema import SCHEMA, SCHEMA_VERSION, conform, utcnow
+
+CRASH_ENV = "PROVKIT_TEST_CRASH_AT"
+"""Fault-injection hook for the store's tests: the commit kills its own process (SIGKILL) at this point."""
+
+
+def crash_point(name: str) -> None:
+    """``kill -9`` this process when :data:`CRASH_ENV` names ``name`` (tests prove old-or-new under a crash)."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _os_error(target: Path, exc: OSError) -> DatasetError:
+    """An OS error while writing (disk full, read-only, permission) as one line naming the dataset."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    return DatasetError(f"{target}: cannot write the dataset: {exc.strerror or exc}{where}; nothing was committed")
 
 
 class _PartWriter:
@@ -146,6 +173,7 @@ class DatasetWriter:
         mode: str = "create",
         row_group_bytes: int = 64 << 20,
         part_bytes: int = 1 << 30,
+        lock_timeout: float = 600.0,
     ):
         if mode not in ("create", "append", "overwrite"):
             raise ValueError(f"mode must be create, append or overwrite, not {mode!r}")
@@ -159,42 +187,122 @@ class DatasetWriter:
         self._parts: dict[str, _PartWriter] = {}
         self._lock_fd: int | None = None
         self.existing: Dataset | None = None
-        if self.target.exists() and mode == "create":
-            if (self.target / MANIFEST).exists():
-                raise DatasetError(f"{self.target}: dataset already exists (append to it, or choose another --out)")
-            if self.target.is_file() or any(self.target.iterdir()):
-                raise DatasetError(f"{self.target}: exists and is not an empty directory")
-        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self._closed = True  # until the staging directory exists
+        self._refuse_nesting()
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _os_error(self.target, exc) from None
         self.workdir = self.target.parent / f".{self.target.name}.tmp-{uuid.uuid4().hex[:8]}"
-        if mode == "append" and (self.target / MANIFEST).exists():
-            self.existing = Dataset.open(self.target)
-            self._lock()
-            self._remove_orphans()
-            self.workdir.mkdir()
-            self._link_existing()
-        else:
-            self.workdir.mkdir()
+        self._lock(lock_timeout)
+        try:
+            # everything below runs under the lock: the manifest read here is the one the commit extends
+            self._check_target()
+            self._remove_stale_staging()
+            if mode == "append" and (self.target / MANIFEST).exists():
+                self.existing = Dataset.open(self.target, verify=False)
+                self._remove_orphans()
+                self.workdir.mkdir()
+                self._link_existing()
+            else:
+                self.workdir.mkdir()
+        except BaseException as exc:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self._release()
+            if isinstance(exc, OSError):
+                raise _os_error(self.target, exc) from None
+            raise
         self._closed = False
 
     # --- locking & recovery ---------------------------------------------
-    def _lock(self) -> None:
-        self._lock_fd = os.open(self.target / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            raise DatasetError(f"{self.target}: another provkit process is writing this dataset") from None
+    @property
+    def lock_path(self) -> Path:
+        """The lock file: beside the dataset, never inside the directory a commit swaps out."""
+        return self.target.parent / f".{self.target.name}.lock"
+
+    def _lock(self, timeout: float) -> None:
+        """Take the dataset's exclusive lock, waiting up to ``timeout`` seconds for another writer.
+
+        The holder removes the lock file when it is done, so a lock taken on a
+        file that is no longer at :attr:`lock_path` is stale: reopen and retry.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError as exc:
+                raise _os_error(self.target, exc) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() >= deadline:
+                    raise DatasetError(f"{self.target}: another provkit process is writing this dataset "
+                                       f"(waited {timeout:.0f} s for its lock {self.lock_path})") from None
+                time.sleep(0.02)
+                continue
+            try:
+                current = os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                self._lock_fd = fd
+                return
+            os.close(fd)  # the previous holder removed that file: take the lock on the one there now
+
+    def _refuse_nesting(self) -> None:
+        """An output equal to, inside, or holding one of its parent datasets would overwrite its own input."""
+        target = self.target.resolve()
+        for parent in self.parents:
+            src = parent.resolve()
+            if target == src or target.is_relative_to(src) or src.is_relative_to(target):
+                where = "is" if target == src else "is inside" if target.is_relative_to(src) else "holds"
+                raise DatasetError(f"{self.target}: the output {where} the input dataset {parent}; "
+                                   "choose an --out outside it")
+
+    def _check_target(self) -> None:
+        """Refuse a target this mode must not write: only a provkit dataset is ever appended to or replaced."""
+        t = self.target
+        if not t.exists() and not t.is_symlink():
+            return
+        if not t.is_dir():
+            raise DatasetError(f"{t}: exists and is not a directory (provkit writes only a dataset directory)")
+        has_manifest = (t / MANIFEST).exists()
+        if self.mode == "create":
+            if has_manifest:
+                raise DatasetError(f"{t}: dataset already exists (append to it, or choose another --out)")
+            if any(t.iterdir()):
+                raise DatasetError(f"{t}: exists and is not an empty directory")
+            return
+        if not has_manifest:
+            if any(t.iterdir()):
+                raise DatasetError(f"{t}: exists and is not a provkit dataset (no {MANIFEST}); provkit "
+                                   f"{'replaces' if self.mode == 'overwrite' else 'appends to'} only a dataset "
+                                   "it wrote - choose another --out")
+            return
+        Dataset.open(t, verify=False)  # a well-formed, sealed manifest: a provkit dataset
+
+    def _remove_stale_staging(self) -> None:
+        """Staging directories of this dataset left by a killed writer (under the lock none is live)."""
+        for stale in self.target.parent.glob(f".{glob.escape(self.target.name)}.tmp-*"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
 
     def _remove_orphans(self) -> None:
         """Delete parts that no manifest lists: leftovers of a killed commit."""
         assert self.existing is not None
         listed = {f["path"] for f in self.existing.manifest["files"]}
+        want = self.existing.manifest.get("provenance_sha256")
+        for pending in self.target.glob(f".{PROVENANCE}.pending-*"):
+            if want and pending == pending_provenance(self.target, want):
+                os.replace(pending, self.target / PROVENANCE)  # finish a killed fallback commit
+            else:
+                pending.unlink()  # staged by a commit killed before its manifest
         for kind in KINDS:
             d = self.target / kind
             if d.is_dir():
                 for p in d.iterdir():
-                    if f"{kind}/{p.name}" not in listed and p.suffix == ".parquet":
+                    if f"{kind}/{p.name}" not in listed and p.suffix == ".parquet" and p.is_file():
                         p.unlink()
 
     def _link_existing(self) -> None:
@@ -217,12 +325,36 @@ class DatasetWriter:
             return
         part = self._parts.get(kind)
         if part is None:
+            self._check_append_schema(batch, kind)
             directory = self.workdir / kind
             directory.mkdir(exist_ok=True)
             part = self._parts[kind] = _PartWriter(
                 directory, kind, self.activity.id, self.row_group_bytes, self.part_bytes
             )
-        part.write(batch)
+        try:
+            part.write(batch)
+        except OSError as exc:
+            raise _os_error(self.target, exc) from None
+
+    def _check_append_schema(self, batch: pa.RecordBatch, kind: str) -> None:
+        """Refuse to append ``kind`` records whose columns differ from the parts already there."""
+        if self.existing is None or kind == "quarantine" or not self.existing.file_entries(kind):
+            return
+        try:
+            have = self.existing.schema(kind)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DatasetError(f"{self.target}: cannot read the schema of its {kind} parts ({exc}); "
+                               f"run `prov verify {self.target}`") from None
+        assert have is not None
+        want = [(f.name, f.type) for f in have]
+        got = [(f.name, f.type) for f in batch.schema]
+        if want != got:
+            only_have = [n for n, _ in want if n not in dict(got)]
+            only_got = [n for n, _ in got if n not in dict(want)]
+            detail = (f"it has columns {', '.join(only_have)} the new records lack" if only_have else
+                      f"the new records add columns {', '.join(only_got)}" if only_got else "column types differ")
+            raise DatasetError(f"{self.target}: cannot append records with another schema to its {kind} parts "
+                               f"({detail}); write them to a new dataset instead")
 
     def add_file(self, name: str, payload: bytes | str) -> None:
         """A side file (report, config) committed and checksummed with the dataset."""
@@ -242,8 +374,10 @@ class DatasetWriter:
             raise DatasetError("writer already closed")
         try:
             return self._commit()
-        except BaseException:
+        except BaseException as exc:
             self.abort()
+            if isinstance(exc, OSError):
+                raise _os_error(self.target, exc) from None
             raise
 
     def _commit(self) -> Dataset:
@@ -282,6 +416,7 @@ class DatasetWriter:
             side_entries.append({"path": name, "kind": "side", "rows": 0, "bytes": len(payload),
                                  "sha256": hashlib.sha256(payload).hexdigest(), "activity_id": self.activity.id})
         base_files = [f for f in base_files if not (f["kind"] == "side" and f["path"] in self.side_files)]
+        crash_point("parts-written")
         for tmp, final in renames:
             os.replace(tmp, final)
         for kind in KINDS:
@@ -290,12 +425,16 @@ class DatasetWriter:
         provenance = self._provenance_document(new_entries)
         prov_bytes = (json.dumps(provenance, indent=2, default=str) + "\n").encode()
         write_bytes_atomic(self.workdir / PROVENANCE, prov_bytes)
-        manifest = self._manifest(base_files + new_entries + side_entries, hashlib.sha256(prov_bytes).hexdigest())
-        write_json_atomic(self.workdir / MANIFEST, manifest)
+        self._provenance_sha = hashlib.sha256(prov_bytes).hexdigest()
+        manifest = self._manifest(base_files + new_entries + side_entries, self._provenance_sha)
+        crash_point("before-manifest")
+        write_json_atomic(self.workdir / MANIFEST, seal(manifest))
+        crash_point("before-publish")
         self._publish([e["path"] for e in new_entries + side_entries])
+        crash_point("after-publish")
         self._release()
         self._closed = True
-        return Dataset.open(self.target)
+        return Dataset.open(self.target, verify=False)
 
     def _publish(self, new_paths: list[str]) -> None:
         """Make the staged directory the dataset, atomically where the platform allows."""
@@ -306,9 +445,19 @@ class DatasetWriter:
             return
         if not exchange_paths(self.workdir, self.target):
             # append without exchange: the manifest, renamed last, is the commit point
-            for rel in new_paths + [PROVENANCE, MANIFEST]:
+            # (parts first: unlisted until then; the PROV document under a pending name the new manifest
+            # names by its sha256, so a crash in between leaves the old or the new pair, never a mix)
+            for rel in new_paths:
                 (self.target / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self.workdir / rel, self.target / rel)
+            pending = pending_provenance(self.target, self._provenance_sha)
+            os.replace(self.workdir / PROVENANCE, pending)
+            crash_point("before-manifest-rename")
+            os.replace(self.workdir / MANIFEST, self.target / MANIFEST)
+            crash_point("before-provenance-rename")
+            os.replace(pending, self.target / PROVENANCE)
+        else:
+            crash_point("after-exchange")
         shutil.rmtree(self.workdir, ignore_errors=True)  # after an exchange: the previous version
         fsync_dir(self.target.parent)
 
@@ -379,6 +528,7 @@ class DatasetWriter:
     # --- abort -----------------------------------------------------------
     def abort(self) -> None:
         if self._closed:
+            self._release()
             return
         for part in self._parts.values():
             part.discard()
@@ -387,12 +537,15 @@ class DatasetWriter:
         self._closed = True
 
     def _release(self) -> None:
+        crash_point("before-unlock")
         if self._lock_fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lock_path)  # still held: a waiter holding the old file sees it is stale
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -455,7 +455,7 @@ class ExperimentRun:
                                      batch_size=self.cfg.generate_batch_size, seed=seed, progress=tick)
         seconds = time.perf_counter() - t0
         texts = [tok.decode(x) for x in new]
-        decoding = self.cfg.decoding.to_dict()
+        decoding = self.cfg.decoding.to_dict(tok)  # a watermark as its fingerprint
         activity = Activity("experiment-generate", {"model": self.model_id, "generation": generation - 1, "decoding": decoding,
                                                      "seed": seed, "prompts": self.cfg.prompts},
                             used=[str(p.resolve()) for p in parents], agents=["provkit", f"model/{self.model_id}"])

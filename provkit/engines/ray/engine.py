@@ -109,7 +109,7 @@ def score_tasks(dataset: Dataset, batch_size: int, batches_per_task: int) -> lis
     """Cut the input's data files into tasks of ``batches_per_task`` whole batches (local-engine boundaries)."""
     tasks, offset = [], 0
     span = batch_size * batches_per_task
-    for path, entry in zip(dataset.files("data"), dataset.file_entries("data")):
+    for path, entry in zip(dataset.checked_files("data"), dataset.file_entries("data")):
         rows = int(entry["rows"])
         for start in range(0, rows, span):
             tasks.append(ScoreTask(str(path), start, min(rows, start + span), offset + start))

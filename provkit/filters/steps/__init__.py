@@ -15,7 +15,9 @@ from types import ModuleType
 from typing import Any
 
 from provkit.filters.step import Step
-from provkit.filters.steps import detector, exact_dedup, minhash_dedup, mix, quality, tail
+from provkit.filters.steps import (
+    detector, exact_dedup, minhash_dedup, mix, origin, quality, random_drop, resample, tail, watermark,
+)
 from provkit.filters.steps.detector import DetectorStep, DetectorStepConfig, DetectorWeightStep
 from provkit.filters.steps.exact_dedup import ExactDedupConfig, ExactDedupStep
 from provkit.filters.steps.minhash_dedup import MinhashDedupConfig, MinhashDedupStep
@@ -29,6 +31,10 @@ STEPS: dict[str, ModuleType] = {
     "detector": detector,
     "tail": tail,
     "mix": mix,
+    "origin": origin,
+    "random_drop": random_drop,
+    "resample": resample,
+    "watermark": watermark,
 }
 """Step kind (the ``kind`` of a ``[[steps]]`` table) -> its module."""
 

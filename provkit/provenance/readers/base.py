@@ -14,9 +14,15 @@ most ``max_record_bytes``: a longer line is skipped and reported, never held.
 
 from __future__ import annotations
 
+import bz2
+import json
+import lzma
 import os
+import re
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +31,10 @@ POS = "_pos"
 SOURCE = "_source"
 SPLITS = ("file", "line", "paragraph")
 RAW_KEEP = 4096  # bytes of a bad record kept in the quarantine
-FIELD_TYPES = {"text": pa.large_string(), "id": pa.string(), "origin": pa.string(), "parent": pa.list_(pa.string())}
+FIELD_TYPES = {"text": pa.large_string(), "id": pa.string(), "origin": pa.string(), "parent": pa.list_(pa.string()),
+               "license": pa.string()}
+METADATA = "metadata"  # the record column holding kept user fields (JSON object)
+META_PREFIX = "meta."  # kept user fields travel as ``meta.<name>`` columns until the ingest packs them
 
 
 @dataclass(frozen=True)
@@ -36,9 +45,12 @@ class FieldMap:
     id: str | None = None
     origin: str | None = None
     parent: str | None = None
+    license: str | None = None  # a per-record licence field (``--license-field``)
+    keep: tuple[str, ...] = ()  # user fields kept in the record's ``metadata`` (``--keep-fields``)
 
     def wanted(self) -> dict[str, str]:
-        pairs = {"text": self.text, "id": self.id, "origin": self.origin, "parent": self.parent}
+        pairs = {"text": self.text, "id": self.id, "origin": self.origin, "parent": self.parent,
+                 "license": self.license, **{f"{META_PREFIX}{name}": name for name in self.keep}}
         return {k: v for k, v in pairs.items() if v}
 
 
@@ -89,11 +101,12 @@ class Source:
     """One concrete input: a file (with the name derived ids start with) or a uri."""
 
     uri: str
-    kind: str  # txt | jsonl | csv | parquet | hf | builtin
+    kind: str  # a key of readers.FORMATS
     id_prefix: str
+    data: Any = field(default=None, compare=False, repr=False)  # an in-memory dataset object (the hf reader)
 
     def size(self) -> int | None:
-        if self.kind in ("hf", "builtin"):  # uri sources have no size
+        if self.kind in ("hf", "builtin", "provkit"):  # uri and dataset sources have no byte size
             return None
         try:
             return os.path.getsize(self.uri)
@@ -129,28 +142,75 @@ def plain_value(key: str, value: Any) -> Any:
 
 
 def select_fields(table: pa.Table, wanted: dict[str, str]) -> pa.Table:
-    """Keep the wanted source fields, renamed to text/id/origin/parent (a missing field is all null)."""
+    """Keep the wanted source fields, renamed to text/id/origin/parent/license (a missing field is all null).
+
+    Kept user fields (``meta.<name>``) are packed into one ``metadata`` column (see :func:`pack_metadata`).
+    """
     cols, names = [], []
+    meta: dict[str, list[Any]] = {}
     for key, name in wanted.items():
+        if key.startswith(META_PREFIX):
+            meta[name] = table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
+            continue
         if name in table.column_names:
             cols.append(table.column(name))
         else:
             cols.append(pa.nulls(table.num_rows, pa.large_string() if key == "text" else pa.string()))
         names.append(key)
+    if meta:
+        cols.append(pack_metadata(meta, table.num_rows))
+        names.append(METADATA)
     return pa.Table.from_arrays(cols, names=names)
 
 
 def rows_table(wanted: dict[str, str], rows: dict[str, list[Any]], pos: list[int]) -> pa.Table:
     """A chunk table from per-field value lists and their positions."""
-    arrays = [pa.array(rows[k], FIELD_TYPES[k]) for k in wanted] + [pa.array(pos, pa.int64())]
-    return pa.Table.from_arrays(arrays, names=list(wanted) + [POS])
+    plain = [k for k in wanted if not k.startswith(META_PREFIX)]
+    arrays = [pa.array(rows[k], FIELD_TYPES.get(k)) for k in plain]
+    meta = {wanted[k]: rows[k] for k in wanted if k.startswith(META_PREFIX)}
+    if meta:
+        arrays.append(pack_metadata(meta, len(pos)))
+        plain.append(METADATA)
+    return pa.Table.from_arrays(arrays + [pa.array(pos, pa.int64())], names=plain + [POS])
+
+
+def pack_metadata(fields: dict[str, list[Any]], n: int) -> pa.Array:
+    """Kept user fields as one JSON object per record (absent fields left out; null when none is there).
+
+    JSON text rather than an Arrow struct: a field's type may change from one
+    block of a file to the next (a year as 2001, then as "unknown") and every
+    record of a dataset shares one schema.  Query it with DuckDB's
+    ``metadata->>'$.field'`` or ``json.loads``.
+    """
+    out: list[str | None] = []
+    for i in range(n):
+        obj = {name: values[i] for name, values in fields.items() if values[i] is not None}
+        out.append(json.dumps(obj, ensure_ascii=False, default=str, sort_keys=True) if obj else None)
+    return pa.array(out, pa.string())
+
+
+def not_regular(st: os.stat_result) -> str | None:
+    """Why a path with this ``stat`` is not a regular file provkit may open (a FIFO would block forever)."""
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "not a regular file")
+    return f"is {kind}, not a regular file" if kind != "not a regular file" else kind
 
 
 def unreadable(path: str) -> str | None:
-    if not os.path.exists(path):
-        return "no such file"
-    if os.path.isdir(path):
-        return "is a directory"
+    """Why ``path`` cannot be read (``None`` when it can); never opens anything but a regular file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such file" if not os.path.islink(path) else "a broken symlink"
+    except OSError as exc:  # ELOOP, EACCES on a parent, ENAMETOOLONG
+        return f"cannot read the file ({exc.strerror or one_line(exc)})"
+    problem = not_regular(st)
+    if problem:
+        return problem
     try:
         with open(path, "rb") as f:
             f.read(1)
@@ -163,9 +223,58 @@ def empty() -> pa.Table:
     return pa.table({"text": pa.array([], pa.large_string()), POS: pa.array([], pa.int64())})
 
 
+COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".xz": "xz"}
+"""File-name suffix -> codec; a line format (txt, jsonl, csv) may carry any of them."""
+UNSUPPORTED_COMPRESSIONS = (".zip", ".7z", ".rar", ".tar", ".tgz", ".lz4", ".br", ".lzma", ".z", ".sz", ".lzo")
+
+
+def compression_of(path: str) -> str | None:
+    """The codec a file name's last suffix names (``None`` for an uncompressed name)."""
+    return COMPRESSIONS.get(os.path.splitext(path.lower())[1])
+
+
+def codec_problem(codec: str) -> str | None:
+    """Why this Python cannot decompress ``codec`` (``None`` when it can)."""
+    if codec == "zstd" and not pa.Codec.is_available("zstd"):
+        try:
+            import zstandard  # noqa: F401  (optional)
+        except ImportError:
+            return "zstd-compressed, and neither pyarrow's zstd codec nor the zstandard package is available " \
+                   "(pip install zstandard, or decompress it first)"
+    return None
+
+
 def open_binary(path: str) -> Any:
-    """A binary stream, gunzipped when the name ends in .gz."""
-    return pa.input_stream(path, compression="detect" if path.lower().endswith(".gz") else None)
+    """A binary stream of the file's content, decompressed as its suffix says (.gz, .bz2, .zst, .xz)."""
+    codec = compression_of(path)
+    if codec is None:
+        return open(path, "rb")
+    if codec == "xz":
+        return lzma.open(path, "rb")
+    if codec == "bz2" and not pa.Codec.is_available("bz2"):
+        return bz2.open(path, "rb")
+    if codec == "zstd" and not pa.Codec.is_available("zstd"):
+        import zstandard  # optional; codec_problem() refused the file when it is missing
+
+        return zstandard.open(path, "rb")
+    return pa.input_stream(path, compression=codec)
+
+
+_LONE_CR = re.compile(rb"\r(?=[^\n])")
+
+
+def split_lone_cr(buf: bytes, final: bool) -> bytes:
+    """Classic-Mac line ends (a ``\\r`` not followed by ``\\n``) as ``\\n``, so lines are never merged.
+
+    A ``\\r`` at the very end of ``buf`` may be the first half of a ``\\r\\n`` split by a
+    block boundary; it is turned into a line end only when ``final``.
+    """
+    if b"\r" not in buf:
+        return buf
+    buf = _LONE_CR.sub(b"\n", buf)
+    if final and buf.endswith(b"\r"):
+        buf = buf[:-1] + b"\n"
+    return buf
 
 
 def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes, list[tuple[int, int]]]]:
@@ -182,7 +291,7 @@ def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes,
             data = f.read(opts.block_bytes)
             if not data:
                 break
-            buf = carry + data
+            buf = split_lone_cr(carry + data, final=False)
             cut = buf.rfind(b"\n")
             if cut < 0:
                 if len(buf) > limit:  # one huge line: skip to its end
@@ -199,11 +308,12 @@ def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes,
                 block, too_large = _drop_long_lines(block, line_no, limit)
             yield line_no, block, too_large
             line_no += block.count(b"\n") + len(too_large)
+        carry = split_lone_cr(carry, final=True)  # holds no line end but maybe a final lone CR
         if carry:
             if len(carry) > limit:
                 yield line_no, b"", [(line_no, len(carry))]
             else:
-                yield line_no, carry + b"\n", []
+                yield line_no, carry if carry.endswith(b"\n") else carry + b"\n", []
 
 
 def _skip_line(f: Any, seen: int, block: int) -> tuple[int, bytes]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
-from typing import Any, Iterator
+import io
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
 
 from provkit.provenance.readers.base import (
     BadRecord,
@@ -11,39 +14,83 @@ from provkit.provenance.readers.base import (
     ReadOptions,
     Source,
     one_line,
+    open_binary,
     plain_value,
     raw_text,
     rows_table,
 )
 
-SUFFIXES = (".csv", ".csv.gz")
+SUFFIXES = (".csv",)
+COMPRESSIBLE = True  # .csv.gz, .csv.bz2, .csv.zst, .csv.xz
 UNIT = "line"
 
+class _Lines:
+    """The file's physical lines for :mod:`csv`, remembering those of the current record so a bad one
+    can be given back: an unterminated quote costs one line, never the rows after it."""
+
+    def __init__(self, f: Any):
+        self.f = f
+        self.pending: deque[str] = deque()
+        self.consumed: list[str] = []
+        self.line = 0  # physical lines handed out so far
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        text = self.pending.popleft() if self.pending else next(self.f)
+        self.consumed.append(text)
+        self.line += 1
+        return text
+
+    def give_back(self, lines: list[str]) -> None:
+        self.pending.extendleft(reversed(lines))
+        self.line -= len(lines)
+
+
 def read(source: Source, opts: ReadOptions) -> Iterator[RawChunk]:
-    """CSV with a header row, through :mod:`csv` so every row keeps its exact line number."""
+    """CSV with a header row, through :mod:`csv` so every row keeps its exact line number.
+
+    Parsed strictly: a quote that never closes, or text after a closing
+    quote, makes the record's first line a bad record and the lines after it
+    are parsed again - rows are never merged silently.  Lone-CR line ends
+    (classic Mac) split lines like ``\\n`` does.
+    """
     wanted = opts.fields.wanted()
     csv.field_size_limit(opts.max_record_bytes + 1)
     rows: dict[str, list[Any]] = {key: [] for key in wanted}
     pos: list[int] = []
     bad: list[BadRecord] = []
-    with open(source.uri, encoding="utf-8", errors="surrogateescape", newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
+    with io.TextIOWrapper(open_binary(source.uri), encoding="utf-8", errors="surrogateescape", newline="") as f:
+        lines = _Lines(f)
+        reader = csv.reader(lines, strict=True)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            bad.append(BadRecord(source.uri, 1, "line", f"malformed CSV header ({one_line(exc)})"))
+            yield _csv_chunk(source, wanted, rows, pos, bad)
             return
         index = {name: i for i, name in enumerate(header)}
-        line = reader.line_num
         while True:
-            start = line + 1
+            start = lines.line + 1
+            lines.consumed = []
             try:
                 row = next(reader)
             except StopIteration:
                 break
             except csv.Error as exc:
-                bad.append(BadRecord(source.uri, start, "line", f"malformed CSV ({one_line(exc)})"))
-                line = reader.line_num
+                spanned = list(lines.consumed)
+                reason = (f"unterminated quote: the quoted field opened on line {start} never closes"
+                          if "unexpected end of data" in str(exc) else
+                          f"record too large or unterminated quote (over --max-record-bytes {opts.max_record_bytes})"
+                          if "field limit" in str(exc) else f"malformed CSV ({one_line(exc)})")
+                raw = (spanned[0] if spanned else "").encode("utf-8", errors="surrogateescape")
+                bad.append(BadRecord(source.uri, start, "line", reason, *raw_text(raw)))
+                lines.give_back(spanned[1:])  # the lines after the record's first are parsed again
+                reader = csv.reader(lines, strict=True)
                 continue
-            line = reader.line_num
             problem = _csv_problem(row, header, opts)
             if problem:
                 raw = ",".join(row).encode("utf-8", errors="surrogateescape")

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, Iterator
+import re
+from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.json as pajson
 
@@ -33,7 +36,8 @@ from provkit.provenance.readers.base import (
     type_reason,
 )
 
-SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".ndjson", ".ndjson.gz", ".json.gz")
+SUFFIXES = (".jsonl", ".json", ".ndjson")
+COMPRESSIBLE = True  # each with .gz, .bz2, .zst or .xz
 UNIT = "line"
 
 def read(source: Source, opts: ReadOptions) -> Iterator[RawChunk]:
@@ -42,6 +46,8 @@ def read(source: Source, opts: ReadOptions) -> Iterator[RawChunk]:
                         for key, name in wanted.items() if key in ("text", "origin")])
     for first, block, too_large in iter_line_blocks(source.uri, opts):
         bad = too_large_records(source, too_large, opts)
+        block, deep = _blank_deep_lines(source, block, first)
+        bad += deep
         table = None
         if block.strip():
             table = _parse_json_block(block, schema, wanted)
@@ -55,6 +61,48 @@ def read(source: Source, opts: ReadOptions) -> Iterator[RawChunk]:
                 table = table.append_column(POS, pa.array(lines, pa.int64()))
         yield RawChunk(source.uri, "line", table if table is not None else empty(), bad, source.id_prefix,
                        len(block) + sum(n for _, n in too_large))
+
+
+MAX_JSON_DEPTH = 256
+"""Deeper JSON is a bad record: Arrow's JSON reader crashes on ~20k levels, Python's recurses."""
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(line: bytes) -> int:
+    """The nesting depth of one JSON line (brackets inside strings do not count)."""
+    arr = np.frombuffer(_JSON_STRING.sub(b'""', line), dtype=np.uint8)
+    step = ((arr == 123) | (arr == 91)).astype(np.int64) - ((arr == 125) | (arr == 93)).astype(np.int64)
+    return int(np.cumsum(step).max(initial=0))
+
+
+def _blank_deep_lines(source: Source, block: bytes, first: int) -> tuple[bytes, list[BadRecord]]:
+    """Lines nested deeper than :data:`MAX_JSON_DEPTH`, blanked out of ``block`` and reported as bad.
+
+    Cheap: a block with fewer opening brackets than the limit cannot hold such a
+    line (one ``bytes.count`` each); otherwise only lines with that many
+    opening brackets are measured exactly.
+    """
+    if block.count(b"{") + block.count(b"[") <= MAX_JSON_DEPTH:
+        return block, []
+    arr = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    opens = np.concatenate(([0], np.cumsum((arr == 123) | (arr == 91))))
+    candidates = np.flatnonzero(opens[ends] - opens[starts] > MAX_JSON_DEPTH)
+    pieces, bad, prev = [], [], 0
+    for i in candidates:
+        line = block[starts[i]: ends[i]]
+        depth = json_depth(line)
+        if depth <= MAX_JSON_DEPTH:
+            continue
+        bad.append(BadRecord(source.uri, first + int(i), "line",
+                             f"JSON nested deeper than {MAX_JSON_DEPTH} levels ({depth})", *raw_text(line)))
+        pieces.append(block[prev: starts[i]])
+        prev = int(ends[i])  # keep the newline: line numbers stay
+    if not bad:
+        return block, []
+    pieces.append(block[prev:])
+    return b"".join(pieces), bad
 
 
 def _parse_json_block(block: bytes, schema: pa.Schema, wanted: dict[str, str]) -> pa.Table | None:
@@ -98,11 +146,14 @@ def _parse_json_lines(source: Source, block: bytes, first: int, wanted: dict[str
             bad.append(BadRecord(source.uri, line, "line", f"malformed JSON ({exc.msg} at column {exc.colno})",
                                  *raw_text(raw)))
             continue
+        except RecursionError:
+            bad.append(BadRecord(source.uri, line, "line", "JSON nested too deeply to parse", *raw_text(raw)))
+            continue
         if not isinstance(obj, dict):
             bad.append(BadRecord(source.uri, line, "line", f"a JSON {type(obj).__name__}, expected an object",
                                  *raw_text(raw)))
             continue
-        problem = _value_types(obj, wanted)
+        problem = _value_types(obj, wanted) or _surrogates(obj, wanted)
         if problem:
             bad.append(BadRecord(source.uri, line, "line", problem, *raw_text(raw)))
             continue
@@ -118,13 +169,26 @@ def _value_types(obj: dict[str, Any], wanted: dict[str, str]) -> str | None:
         value = obj.get(name)
         if value is None:
             continue
-        if key in ("text", "origin") and not isinstance(value, str):
+        if key in ("text", "origin", "license") and not isinstance(value, str):
             return type_reason(name, _json_type(value))
         if key == "id" and not isinstance(value, (str, int)) or isinstance(value, bool) and key == "id":
             return type_reason(name, _json_type(value), "a string or integer")
         if key == "parent" and not (isinstance(value, str) or
                                     isinstance(value, list) and all(isinstance(v, (str, int)) for v in value)):
             return type_reason(name, _json_type(value), "a string or a list of strings")
+    return None
+
+
+def _surrogates(obj: dict[str, Any], wanted: dict[str, str]) -> str | None:
+    """A JSON escape like ``\\ud800`` decodes to a lone surrogate, which no UTF-8 string can hold."""
+    for name in wanted.values():
+        value = obj.get(name)
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str):
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    return f"lone surrogate {v[exc.start]!r} (a \\u escape of half a pair) in field {name!r}"
     return None
 
 

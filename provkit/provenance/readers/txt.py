@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow as pa
 
@@ -15,11 +13,13 @@ from provkit.provenance.readers.base import (
     ReadOptions,
     Source,
     iter_line_blocks,
+    open_binary,
     raw_text,
     too_large_records,
 )
 
 SUFFIXES = (".txt",)
+COMPRESSIBLE = True  # .txt.gz, .txt.bz2, .txt.zst, .txt.xz
 UNIT = "line"
 
 def read(source: Source, opts: ReadOptions) -> Iterator[RawChunk]:
@@ -78,10 +78,14 @@ def _paragraphs(block: bytes, first: int) -> Iterator[tuple[int, bytes]]:
 
 
 def _read_txt_file(source: Source, opts: ReadOptions) -> RawChunk:
-    size = os.path.getsize(source.uri)
-    if size > opts.max_record_bytes:
-        return _text_chunk(source, [], [], too_large_records(source, [(1, size)], opts, "file"), size, unit="file")
-    raw = Path(source.uri).read_bytes()
+    """The whole (decompressed) file as one record; a file over ``max_record_bytes`` is reported, never held."""
+    with open_binary(source.uri) as f:
+        raw = f.read(opts.max_record_bytes + 1)
+        size = len(raw)
+        if size > opts.max_record_bytes:
+            while block := f.read(1 << 22):
+                size += len(block)
+            return _text_chunk(source, [], [], too_large_records(source, [(1, size)], opts, "file"), size, unit="file")
     try:
         return _text_chunk(source, [raw.decode("utf-8")], [1], [], size, unit="file")
     except UnicodeDecodeError as exc:
