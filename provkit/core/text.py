@@ -46,3 +46,9 @@ def word_tokens(text: str) -> list[str]:
 def count_tokens(texts: Iterable[str]) -> np.ndarray:
     """Number of :func:`word_tokens` of each text."""
     return np.array([len(_TOKEN.findall(t)) for t in texts], dtype=np.int64)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (pyarrow and datasets messages span several)."""
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__

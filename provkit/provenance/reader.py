@@ -27,7 +27,7 @@ from provkit.provenance.manifest import (
     read_json,
     seal_problem,
 )
-from provkit.provenance.readers.base import one_line
+from provkit.core.text import one_line
 from provkit.provenance.schema import check_schema
 
 

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from provkit.core.text import one_line  # noqa: F401  (re-exported: every reader names problems with it)
+
 POS = "_pos"
 SOURCE = "_source"
 SPLITS = ("file", "line", "paragraph")
@@ -117,12 +119,6 @@ class Source:
 def raw_text(raw: bytes) -> tuple[str, int]:
     """The start of a bad record's raw bytes (kept in the quarantine) and its full length."""
     return raw[:RAW_KEEP].decode("utf-8", errors="backslashreplace"), len(raw)
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (pyarrow and datasets messages span several)."""
-    text = " ".join(str(exc).split())
-    return text[:300] or type(exc).__name__
 
 
 def type_reason(name: str, got: str, expected: str = "a string") -> str:
