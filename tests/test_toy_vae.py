@@ -94,6 +94,9 @@ def test_write_toy_and_report(results, tmp_path):
     assert png.name == "toy-vae.png" and png.stat().st_size > 5000
     doc = json.loads(js.read_text())
     assert doc["conditions"] == list(TOY_CONDITIONS) and doc["reference"]["classifier_accuracy"] > 0.9
+    per_seed = np.array(doc["per_seed"]["replace"]["var_ratio"])  # seeds x generations
+    assert per_seed.shape == (CFG.repeats, CFG.generations + 1)
+    assert np.allclose(per_seed.mean(axis=0), [r["var_ratio"] for r in doc["summaries"]["replace"]], atol=1e-5)
     for paths in doc["grids"].values():
         assert len(paths) == CFG.generations + 1 and all((tmp_path / p).stat().st_size > 500 for p in paths)
     md, html = write_toy_report(tmp_path)

@@ -1,8 +1,10 @@
 """A toy run's files, and ``report.md`` / ``report.html`` putting every kind and condition found in a directory side by side.
 
 ``write_toy(results, DIR)`` writes, for one kind, ``DIR/toy-KIND.json`` (config
-and per-generation summary of every condition) and its figures; the VAE also
-writes one sample grid per condition and generation under ``DIR/vae/``.
+and per-generation summary of every condition; for the VAE also every seed's
+values, ``per_seed[condition][metric][seed][generation]``, for paired
+comparisons) and its figures; the VAE also writes one sample grid per
+condition and generation under ``DIR/vae/``.
 ``write_toy_report(DIR)`` reads every ``toy-*.json`` in DIR, so runs of
 different kinds made one after the other into the same DIR share one report.
 """
@@ -70,6 +72,7 @@ def write_toy(results: ToyResult | VaeResult | Sequence[ToyResult | VaeResult], 
         png = plot_vae_metrics(results, directory / "toy-vae.png")
         extra = [plot_vae_grids(results, directory / "toy-vae-grids.png"), plot_vae_classes(results, directory / "toy-vae-classes.png")]
         doc["reference"] = results[0].reference
+        doc["per_seed"] = {r.condition: {k: v.T.round(6).tolist() for k, v in r.metrics.items()} for r in results}
         doc["grids"] = {}
         for r in results:
             sub = directory / "vae" / _slug(r.condition)
