@@ -37,7 +37,10 @@ finite whenever k >= 1 (m <= M-1). For large M, ``d_inf ~ sigma^2 / (M F (2 - F)
 (``= sigma^2/M / (1 - (1-F)^2)``: each generation forgets a share (1-F)^2 of the
 old error and adds sigma^2/M of new one); F = 0.1 gives 5.26 sigma^2/M. The
 approximation is poor for small k: M = 20, F = 0.1 gives 0.339 sigma^2 exact vs
-0.263. The fitted variance no longer drifts to zero: ``v_inf >= sigma^2``.
+0.263. The fitted variance no longer drifts to zero (``v_inf >= sigma^2``, and
+every training set holds k fresh originals). Assumptions: k is a fixed count,
+the fresh originals are independent of everything before, and the model's
+samples are i.i.d. given fit n-1 (so the first m of them are a uniform subset).
 
 **accumulate** (fit n trains on the pool X_1..X_n, X_j = M draws from fit j-1).
 With ``xbar_j = mu_{j-1} + eps_j`` the pool mean obeys ``mu_n = mu_{n-1} + eps_n/n``, so::
