@@ -32,12 +32,10 @@ KIND_DEFAULTS = {"gaussian": (100, 200, 1000), "gmm": (100, 100, 100), "vae": (0
 def parse_toy_condition(spec: str, where: str = "--condition") -> Condition:
     """``replace`` | ``keep-human=F`` | ``accumulate`` | ``accumulate-fixed`` -> :class:`Condition`.
 
-    The first three are the experiment's own (:func:`provkit.train.config.parse_condition`); ``curated`` is not a
-    toy condition (there is no text to filter).
+    The experiment's own conditions (:func:`provkit.train.config.parse_condition`) but ``curated``: the toys have no
+    text to filter.
     """
-    if spec == "accumulate-fixed":
-        return Condition(spec, "accumulate-fixed")
-    if not isinstance(spec, str) or spec.partition("=")[0] not in ("replace", "keep-human", "accumulate"):
+    if not isinstance(spec, str) or spec.partition("=")[0] not in ("replace", "keep-human", "accumulate", "accumulate-fixed"):
         raise ConfigError(f"{where} = {spec!r}: unknown toy condition; expected replace, keep-human=F, accumulate "
                           "or accumulate-fixed" + (" (the toys have no text to curate)" if str(spec).startswith("curated") else ""))
     return parse_condition(spec, where)
