@@ -53,7 +53,6 @@ from provkit.provenance import (
 )
 from provkit.train import (
     AuditConfig,
-    ToyConfig,
     audit,
     compare_runs,
     default_workers,
@@ -62,11 +61,19 @@ from provkit.train import (
     load_experiment_config,
     run_crawl,
     run_experiment,
-    run_toy,
     write_crawl_report,
     write_report,
     write_audit,
+)
+from provkit.train.toy import (
+    TOY_CONDITIONS,
+    TOY_KINDS,
+    ToyConfig,
+    VaeSettings,
+    progress_total,
+    run_toys,
     write_toy,
+    write_toy_report,
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="provkit: training-data provenance, curation and the model-collapse experiment.")
@@ -731,30 +738,57 @@ def experiment_compare(runs: List[Path] = typer.Argument(..., help="run director
 @experiment_app.command("toy")
 @friendly_errors
 def experiment_toy(
-    kind: str = typer.Argument(..., help="gaussian or gmm"),
-    out_dir: Path = typer.Option(Path("toy-out"), "--out", "-o", help="directory for toy.png and toy.json"),
-    samples: int = typer.Option(100, "--samples", "-M", help="samples per generation (M)"),
-    generations: int = typer.Option(200, "--generations"),
-    repeats: int = typer.Option(1000, "--repeats"),
+    kind: str = typer.Argument(..., help="gaussian, gmm, vae, or all (each into the same --out)"),
+    out_dir: Path = typer.Option(Path("toy-out"), "--out", "-o", help="directory for figures, toy-KIND.json and report.md/.html"),
+    conditions: Optional[List[str]] = typer.Option(
+        None, "--condition", "-c", help="replace, keep-human=F, accumulate, accumulate-fixed; repeat it (default: all four, F=0.1)"),
+    samples: Optional[int] = typer.Option(None, "--samples", "-M", help="samples per generation M (default 100; vae: 0 = all 1,797 digits)"),
+    generations: Optional[int] = typer.Option(None, "--generations", help="default 200 (gaussian), 100 (gmm), 10 (vae)"),
+    repeats: Optional[int] = typer.Option(None, "--repeats", help="independent runs: default 1000 (gaussian), 100 (gmm); vae: seeds, default 1"),
     seed: int = typer.Option(0, "--seed"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="vae: Adam steps per generation (default 600, batches of 256)"),
+    threads: int = typer.Option(1, "--threads", help="vae: torch threads"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """The theory's toy loop: fit a Gaussian (or 2-component mixture) to M samples, sample M from the fit, repeat."""
-    result = run_toy(ToyConfig(kind=kind, samples=samples, generations=generations, repeats=repeats, seed=seed))
-    png, js = write_toy(result, out_dir)
-    rows = result.summary()
+    """The theory's toy loops: fit a Gaussian, a 2-component mixture or a VAE on digits to its own samples, repeat,
+    under each mixing condition; writes figures and a report with every kind found in --out side by side."""
+    kinds = list(TOY_KINDS) if kind == "all" else [kind]
+    conds = conditions or list(TOY_CONDITIONS)
+    vae = VaeSettings(threads=threads, **({"steps": steps} if steps is not None else {}))
+    cfgs = [ToyConfig(kind=k, samples=samples, generations=generations, repeats=repeats, seed=seed, vae=vae,
+                      condition=conds[0]) for k in kinds]
+    done: dict[str, Any] = {}
+    for cfg in cfgs:
+        bar, advance = _count_progress(f"toy {cfg.kind}", progress_total(cfg, conds))
+        with bar:
+            results = run_toys(cfg, conds, advance)
+        png, js = write_toy(results, out_dir)
+        done[cfg.kind] = {"figure": str(png), "summary": str(js), "last": {r.condition: r.summary()[-1] for r in results}}
+        if not as_json:
+            for r in results:
+                _say(_toy_line(cfg.kind, r.condition, r.summary()))
+    md, html_path = write_toy_report(out_dir)
     if as_json:
-        print_json({"plot": str(png), "summary": str(js), "last": rows[-1]})
+        print_json({"kinds": done, "report": [str(md), str(html_path)]})
         return
-    for r in (rows[0], rows[len(rows) // 2], rows[-1]):
-        line = f"gen {r['generation']:4d}: mean sigma-hat {r['sigma_mean']:.4f}"
-        if "sigma_closed_form" in r:
-            line += f" (closed form {r['sigma_closed_form']:.4f})"
-        line += f", E(mu_n-mu)^2 {r['mean_sq_drift']:.4f}"
-        if "mean_sq_drift_closed_form" in r:
-            line += f" (n sigma^2/M = {r['mean_sq_drift_closed_form']:.4f})"
-        _say(line)
-    _say(f"plot {png}, table {js}")
+    _say(f"figures and toy-*.json in {out_dir}; report {md}, {html_path}")
+
+
+def _toy_line(kind: str, condition: str, rows: list[dict[str, Any]]) -> str:
+    """One line per kind and condition: generation 1 (or 0) -> the last generation."""
+    last = rows[-1]
+    head = f"{kind:>8} {condition:>16} gen {last['generation']:3d}: "
+    if kind == "gaussian":
+        return (head + f"E(mu_n-mu)^2 {last['mean_sq_drift']:.4f} ± {last['mean_sq_drift_se']:.4f} (closed form "
+                f"{last['mean_sq_drift_closed_form']:.4f}), E sigma_n^2 {last['variance_mean']:.3f} ± {last['variance_se']:.3f} "
+                f"(closed form {last['variance_closed_form']:.3f}), mean sigma-hat {last['sigma_mean']:.3f}")
+    if kind == "gmm":
+        return (head + f"mixture std {rows[0]['sigma_mean']:.3f} -> {last['sigma_mean']:.3f}, smaller weight "
+                f"{rows[0]['min_weight']:.3f} -> {last['min_weight']:.3f}")
+    one = rows[1]
+    return (head + f"pixel variance ratio {one['var_ratio']:.3f} -> {last['var_ratio']:.3f}, class entropy "
+            f"{one['class_entropy']:.2f} -> {last['class_entropy']:.2f} bits, Frechet {one['frechet']:.2f} -> {last['frechet']:.2f}"
+            " (from gen 1)")
 
 
 def main() -> None:

@@ -4,8 +4,9 @@
 trains generation after generation for every condition and seed (models and
 generation come from :mod:`provkit.lm`, corpora from :mod:`provkit.provenance`,
 curation from :mod:`provkit.filters`); ``write_report`` / ``compare_runs``
-turn the metrics into plots and a report; ``run_toy`` runs the Gaussian and
-GMM toy models of the paper; ``audit`` / ``write_audit`` are ``prov audit`` (the
+turn the metrics into plots and a report; ``run_toy`` / ``run_toys`` run the
+paper's toy models (Gaussian, GMM, a VAE on digits) under the same mixing
+conditions (:mod:`provkit.train.toy`); ``audit`` / ``write_audit`` are ``prov audit`` (the
 collapse-risk report of a corpus: it needs the detector and the diversity metrics).
 """
 
@@ -16,9 +17,9 @@ from provkit.train.crawl import ARMS as CRAWL_ARMS
 from provkit.train.crawl import CrawlConfig, CrawlRun, load_crawl_config, run_crawl
 from provkit.train.crawl_report import crawl_statistics, gap_recovered, gap_text, write_crawl_report
 from provkit.train.loop import ExperimentRun, RunSummary, load_corpus, read_metrics, run_experiment
-from provkit.train.report import compare_runs, write_report, write_toy
+from provkit.train.report import compare_runs, write_report
 from provkit.train.workers import default_workers
-from provkit.train.toy import TOY_KINDS, ToyConfig, ToyResult, expected_mean_sq_drift, expected_sigma, run_toy
+from provkit.train.toy import TOY_KINDS, ToyConfig, ToyResult, expected_mean_sq_drift, expected_sigma, run_toy, write_toy
 
 __all__ = [
     "AuditConfig", "AuditResult", "audit", "write_audit",

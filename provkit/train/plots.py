@@ -146,29 +146,3 @@ def plot_run(stats: dict[str, list[dict[str, Any]]], seq: pa.Table | None, direc
         if _has_values(by, metric):
             paths.append(plot_metric(by, metric, directory / f"{metric}.png"))
     return paths
-
-
-def plot_toy(result: Any, path: Path) -> Path:
-    """sigma-hat and the mean's squared drift vs generation, against the closed forms (Gaussian)."""
-    plt = _plt()
-    rows = result.summary()
-    g = np.array([r["generation"] for r in rows])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    q = np.quantile(result.sigma, [0.1, 0.9], axis=1)
-    axes[0].plot(g, [r["sigma_mean"] for r in rows], label="mean of fitted sigma")
-    axes[0].fill_between(g, q[0], q[1], alpha=0.2, label="10-90% of repetitions")
-    axes[1].plot(g, [r["mean_sq_drift"] for r in rows], label="mean of (mu_n - mu)^2")
-    if "sigma_closed_form" in rows[0]:
-        axes[0].plot(g, [r["sigma_closed_form"] for r in rows], "k--", label="sigma c_M^n")
-        axes[1].plot(g, [r["mean_sq_drift_closed_form"] for r in rows], "k--", label="n sigma^2 / M")
-    c = result.config
-    axes[0].set_title(f"{c.kind}: fitted sigma (M={c.samples}, {c.repeats} runs)")
-    axes[1].set_title("drift of the mean")
-    for ax in axes:
-        ax.set_xlabel("generation")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from provkit.core.atomic import write_bytes_atomic, write_json_atomic
 from provkit.train.loop import read_metrics
-from provkit.train.plots import DIVERSITY, TAILS, plot_run, plot_toy
+from provkit.train.plots import DIVERSITY, TAILS, plot_run
 from provkit.train.stats import run_statistics
 
 STAT_METRICS = ("test_ppl", "data_ppl_median", "data_ppl_p95", *TAILS, *DIVERSITY)
@@ -206,14 +206,3 @@ def compare_runs(runs: Sequence[str | Path]) -> list[dict[str, Any]]:
                         "slowed": h["slowed"], "slowed_ci_low": h["slowed_low"], "slowed_ci_high": h["slowed_high"],
                         "verdict": h["verdict"]})
     return out
-
-
-def write_toy(result: Any, directory: str | Path) -> tuple[Path, Path]:
-    """``toy.png`` (sigma-hat and drift vs closed forms) and ``toy.json`` (per-generation summary) in ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    png = plot_toy(result, directory / f"toy-{result.config.kind}.png")
-    js = directory / f"toy-{result.config.kind}.json"
-    doc = {"config": {k: getattr(result.config, k) for k in result.config.__dataclass_fields__}, "summary": result.summary()}
-    write_bytes_atomic(js, (json.dumps(doc, indent=2) + "\n").encode())
-    return png, js
