@@ -31,6 +31,7 @@ from provkit.core.progress import Advance
 from provkit.engines import get_engine, get_ingest
 from provkit.errors import ConfigError, ProvkitError
 from provkit.filters import FilterFlags, resolve_pipeline, run_pipeline
+from provkit.filters import detector as detectors
 from provkit.filters.detector import (
     DetectorConfig,
     load_detector,
@@ -485,37 +486,106 @@ def _print_detector_metrics(title: str, m: Any) -> None:
          f"model caught {m.true_positive}/{m.n_model}   (FP {m.false_positive}, FN {m.false_negative})")
 
 
+def _print_calibration(cal: Any) -> None:
+    domain = ", ".join(f"{k} {v}" for k, v in cal.domain.items())
+    _say(f"calibration: {cal.n_human} human + {cal.n_model} model records ({cal.source}); domain: {domain}; "
+         f"probability: {cal.probability.method}")
+    for t in cal.thresholds:
+        tpr = f"   TPR {t.tpr:.3f}" if t.tpr is not None else ""
+        note = "" if t.resolvable else f"   (too few human records: FPR bound {t.expected_fpr_bound:.4f})"
+        _say(f"  target FPR {detectors.fpr_label(t.target_fpr):>5}: threshold {t.threshold:.4f}   "
+             f"measured FPR {t.measured_fpr:.4f} ({t.human_flagged}/{t.n_human}){tpr}{note}")
+
+
+def _fpr_targets(text: Optional[str]) -> Optional[tuple[float, ...]]:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise detectors.DetectorError(f"--fpr-targets {text!r}: expected comma-separated rates like 0.001,0.01,0.05") from None
+
+
 @detector_app.command("train")
 @friendly_errors
 def detector_train(
     datasets: List[Path] = typer.Argument(..., help="provkit dataset(s) with origin human/model records"),
     out_path: Path = typer.Option(..., "--out", "-o", help="detector directory to write"),
-    kind: str = typer.Option("ngram", "--kind", help="ngram | lm | embedding"),
-    model: Optional[str] = typer.Option(None, "--model", help="lm: a local causal LM directory or a `prov experiment "
-                                        "run` directory; embedding: a sentence-transformers folder (default: the "
-                                        "packaged all-MiniLM-L6-v2)"),
+    kind: str = typer.Option("ngram", "--kind", help="ngram | lm | embedding | zeroshot"),
+    model: Optional[str] = typer.Option(None, "--model", help="lm / zeroshot: a local causal LM directory or a `prov "
+                                        "experiment run` directory; embedding: a sentence-transformers folder "
+                                        "(default: the packaged all-MiniLM-L6-v2)"),
+    reference_model: Optional[str] = typer.Option(None, "--reference-model", help="zeroshot: a second causal LM with "
+                                                  "the same tokenizer (default: --model itself)"),
+    criterion: str = typer.Option("binoculars", "--criterion", help="zeroshot: binoculars | fast-detectgpt"),
     seed: int = typer.Option(0, "--seed", help="seed of the held-out split and the folds"),
-    test_fraction: float = typer.Option(0.2, "--test-fraction", help="share of labelled records held out"),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", help="share of labelled records held out "
+                                        "(grouped by content_hash) for the figures and the calibration"),
     c: float = typer.Option(1.0, "--C", help="inverse L2 regularisation of the logistic regression"),
     threshold: float = typer.Option(0.5, "--threshold", help="P(model) at or above which a text is model text"),
-    max_length: int = typer.Option(256, "--max-length", help="tokens read per text (lm, embedding)"),
+    probability: str = typer.Option("platt", "--probability", help="calibrated probability: platt | isotonic"),
+    fpr_targets: Optional[str] = typer.Option(None, "--fpr-targets", help="false-positive rates to find thresholds "
+                                              "for (default 0.001,0.01,0.05)"),
+    max_length: int = typer.Option(256, "--max-length", help="tokens read per text (lm, embedding, zeroshot)"),
     as_json: bool = typer.Option(False, "--json", help="print the held-out figures as JSON"),
 ) -> None:
-    """Train a human-vs-model detector on DATASETS (origin unknown/mixed records are skipped) and save it."""
-    config = DetectorConfig(kind=kind, model=model, seed=seed, test_fraction=test_fraction, C=c,
-                            threshold=threshold, max_length=max_length).validate()
-    data = read_labelled(datasets)
+    """Train a human-vs-model detector on DATASETS (origin unknown/mixed records are skipped), calibrate and save it.
+
+    The zeroshot kind trains nothing and needs human records only (thresholds from them).
+    """
+    targets = _fpr_targets(fpr_targets)
+    config = detectors.DetectorConfig(kind=kind, model=model, seed=seed, test_fraction=test_fraction, C=c,
+                                      threshold=threshold, max_length=max_length, reference_model=reference_model,
+                                      criterion=criterion, probability=probability,
+                                      **({"fpr_targets": targets} if targets else {})).validate()
+    data = detectors.read_labelled(datasets)
     bar, advance = _count_progress(f"features ({kind})", len(data.texts))
     with bar:
-        trained = train_detector_on_dataset(datasets, config, advance, data=data)
-    save_detector(trained.detector, out_path)
+        trained = detectors.train_detector_on_dataset(datasets, config, advance, data=data)
+    detectors.save_detector(trained.detector, out_path)
+    cal = trained.detector.calibration
     if as_json:
-        print_json({"detector": str(out_path), "kind": kind, "n_train": trained.n_train, "n_test": trained.n_test,
-                    **trained.heldout.to_json()})
+        print_json({"detector": str(out_path), "detector_id": trained.detector.fingerprint, "kind": kind,
+                    "n_train": trained.n_train, "n_test": trained.n_test,
+                    **(trained.heldout.to_json() if trained.heldout else {}),
+                    "calibration": cal.to_json() if cal else None})
         return
-    _print_detector_metrics(f"held-out ({trained.n_test} of {trained.n_train + trained.n_test} labelled records, "
-                            f"{data.skipped} unlabelled skipped):", trained.heldout)
-    _say(f"saved {kind} detector -> {out_path}")
+    if trained.heldout is not None:
+        _print_detector_metrics(f"held-out ({trained.n_test} of {trained.n_train + trained.n_test} labelled records, "
+                                f"{data.skipped} unlabelled skipped):", trained.heldout)
+    if cal is not None:
+        _print_calibration(cal)
+    _say(f"saved {kind} detector -> {out_path} (id {trained.detector.fingerprint[:12]})")
+
+
+@detector_app.command("calibrate")
+@friendly_errors
+def detector_calibrate(
+    det: Path = typer.Argument(..., help="detector directory"),
+    datasets: List[Path] = typer.Argument(..., help="dataset(s) of your own human text (model records optional)"),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="write the recalibrated detector here "
+                                            "(default: replace DET atomically)"),
+    fpr_targets: Optional[str] = typer.Option(None, "--fpr-targets", help="false-positive rates (default: DET's)"),
+    probability: Optional[str] = typer.Option(None, "--probability", help="refit platt | isotonic (needs >= 4 model "
+                                              "records; default: keep DET's map unless model records are present)"),
+    as_json: bool = typer.Option(False, "--json", help="print the new calibration as JSON"),
+) -> None:
+    """Recalibrate DET on DATASETS without retraining: the weights stay, the thresholds change."""
+    detector = detectors.load_detector(det)
+    data = detectors.read_labelled(datasets)
+    bar, advance = _count_progress("scoring", len(data.texts))
+    with bar:
+        recal = detectors.calibrate_detector_on_dataset(detector, datasets, targets=_fpr_targets(fpr_targets),
+                                                        probability=probability, progress=advance, data=data)
+    target = out_path or det
+    detectors.save_detector(recal, target)
+    if as_json:
+        print_json({"detector": str(target), "detector_id": recal.fingerprint, "recalibrated_from": detector.fingerprint,
+                    "calibration": recal.calibration.to_json()})
+        return
+    _print_calibration(recal.calibration)
+    _say(f"recalibrated {detector.kind} detector -> {target} (id {detector.fingerprint[:12]} -> {recal.fingerprint[:12]}; "
+         f"weights unchanged)")
 
 
 @detector_app.command("eval")
@@ -524,19 +594,29 @@ def detector_eval(
     det: Path = typer.Argument(..., help="detector directory"),
     datasets: List[Path] = typer.Argument(..., help="provkit dataset(s) with origin human/model records"),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="decision threshold (default: the detector's)"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="write a ROC curve PNG here (overall and per decoding)"),
+    min_records: int = typer.Option(detectors.MIN_RECORDS, "--min-records",
+                                    help="smallest group that gets rates (smaller ones say 'too few records')"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """AUROC, TPR at 1% and 5% FPR, calibration error and confusion of DET on the labelled records of DATASETS."""
-    detector = load_detector(det)
-    data = read_labelled(datasets)
+    """AUROC and TPR at 1% and 5% FPR of DET on DATASETS, overall and by decoding, generator, generation and length."""
+    detector = detectors.load_detector(det)
+    data = detectors.read_labelled(datasets)
     bar, advance = _count_progress("scoring", len(data.texts))
     with bar:
-        metrics = detector.evaluate(data.texts, data.labels, advance, threshold)
+        ev = detectors.evaluate_with_breakdown(detector, data, threshold=threshold, min_records=min_records,
+                                               progress=advance)
+    png = ev.plot(plot, f"{detector.kind} detector on {', '.join(d.name for d in datasets)}") if plot else None
     if as_json:
-        print_json({"detector": str(det), "datasets": [str(d) for d in datasets], "kind": detector.kind,
-                    **metrics.to_json()})
+        print_json({"detector": str(det), "detector_id": detector.fingerprint, "datasets": [str(d) for d in datasets],
+                    "kind": detector.kind, **ev.metrics.to_json(), "breakdown": ev.breakdown.to_json(),
+                    "plot": str(png) if png else None})
         return
-    _print_detector_metrics(f"{detector.kind} detector on {len(data.texts)} labelled records:", metrics)
+    _print_detector_metrics(f"{detector.kind} detector on {len(data.texts)} labelled records:", ev.metrics)
+    for line in ev.breakdown.lines():
+        _say(line)
+    if png:
+        _say(f"ROC plot -> {png}")
 
 
 @detector_app.command("score")
@@ -544,23 +624,30 @@ def detector_eval(
 def detector_score(
     det: Path = typer.Argument(..., help="detector directory"),
     ds: Path = typer.Argument(..., help="provkit dataset to score"),
-    out_path: Path = typer.Option(..., "--out", "-o", help="new dataset with a detector_score column"),
-    tag: bool = typer.Option(False, "--tag", help="set origin of unknown records from the score (evidence: detector)"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="decision threshold for --tag"),
+    out_path: Path = typer.Option(..., "--out", "-o", help="new dataset with the detector_* columns"),
+    tag: bool = typer.Option(False, "--tag", help="set origin of unknown records from the decision (evidence: detector)"),
+    fpr: float = typer.Option(0.01, "--fpr", help="decide at the calibrated threshold of this false-positive rate"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="decide at P(model) >= this instead of --fpr"),
+    spans: bool = typer.Option(False, "--spans", help="sliding-window evidence: detector_spans, and 'mixed' decisions"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
 ) -> None:
-    """Write DS with detector_score = calibrated P(model) into a new dataset (parent: DS)."""
-    detector = load_detector(det)
+    """Write DS with detector_score (calibrated P(model)), the decision at --fpr, threshold and detector id (parent: DS)."""
+    detector = detectors.load_detector(det)
     bar, advance = _count_progress("scoring", Dataset.open(ds).num_rows())
     with bar:
-        summary = score_dataset(detector, ds, out_path, tag=tag, threshold=threshold, detector_path=det,
-                                progress=advance)
+        summary = detectors.score_dataset(detector, ds, out_path, tag=tag, threshold=threshold, fpr=fpr, spans=spans,
+                                          detector_path=det, progress=advance)
     if as_json:
         print_json(summary.to_json())
         return
-    tagged = f"; tagged unknown: {summary.tagged_model} model, {summary.tagged_human} human" if tag else ""
+    tagged = (f"; tagged unknown: {summary.tagged_model} model, {summary.tagged_human} human"
+              + (f", {summary.tagged_mixed} mixed" if spans else "")) if tag else ""
     mean = f"mean P(model) {summary.mean_score:.3f}" if summary.rows else "empty input"
-    _say(f"scored {summary.rows} records ({mean}){tagged} -> {out_path}")
+    at = (f"at {detectors.fpr_label(summary.fpr)} FPR (threshold {summary.threshold:.4f})"
+          if summary.fpr is not None else f"at P(model) >= {summary.threshold:g}")
+    decided = ", ".join(f"{k} {v}" for k, v in summary.decisions.items()) or "none"
+    _say(f"scored {summary.rows} records ({mean}); decisions {at}: {decided}{tagged} -> {out_path} "
+         f"(detector {summary.detector_id[:12]})")
 
 
 @detector_app.command("watermark")

@@ -253,10 +253,13 @@ def test_score_dataset_adds_score_tags_unknown_and_keeps_other_columns(trained, 
     np.testing.assert_allclose(p, trained.detector.predict_proba(a.column("text").to_pylist()), rtol=1e-6)
     rows = b.to_pylist()
     before = {r["id"]: r for r in a.to_pylist()}
+    t = trained.detector.threshold_at(0.01).threshold  # the default decision: the calibrated 1 % FPR threshold
     for r in rows:
+        assert r["detector_decision"] == ("model" if r["detector_raw"] > t else "human")
+        assert (r["detector_fpr"], r["detector_threshold"]) == (pytest.approx(0.01), t)
         if before[r["id"]]["origin"] == "unknown":
             assert r["origin_evidence"] == "detector"
-            assert r["origin"] == ("model" if r[SCORE_COLUMN] >= 0.5 else "human")
+            assert r["origin"] == r["detector_decision"]
             want = r[SCORE_COLUMN] if r["origin"] == "model" else 1 - r[SCORE_COLUMN]
             assert r["origin_confidence"] == pytest.approx(want, abs=1e-6)
         else:
@@ -270,6 +273,14 @@ def test_score_without_tag_leaves_origin_alone(trained, labelled_ds, tmp_path):
     score_dataset(trained.detector, labelled_ds, tmp_path / "s")
     origins = Dataset.open(tmp_path / "s").read(columns=["origin"]).column("origin").to_pylist()
     assert origins.count("unknown") == 20
+
+
+def test_an_explicit_probability_threshold_decides_on_the_score(trained, labelled_ds, tmp_path):
+    summary = score_dataset(trained.detector, labelled_ds, tmp_path / "s", tag=True, threshold=0.5)
+    assert summary.fpr is None and summary.threshold == 0.5
+    for r in Dataset.open(tmp_path / "s").read().to_pylist():
+        assert r["detector_decision"] == ("model" if r[SCORE_COLUMN] >= 0.5 else "human")
+        assert r["detector_fpr"] is None and r["detector_threshold"] == 0.5
 
 
 def test_evaluate_on_dataset_uses_only_labelled_records(trained, labelled_ds):

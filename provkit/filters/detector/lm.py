@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ NEEDS_MODEL = ("the lm detector needs --model PATH: a local causal LM directory 
                "safetensors weights, with its tokenizer) or a `prov experiment run` directory")
 
 
-def _has_tokenizer(path: Path) -> bool:
+def has_tokenizer(path: Path) -> bool:
     return any((path / f).is_file() for f in TOKENIZER_FILES)
 
 
@@ -56,10 +56,10 @@ def resolve_lm_model(path: str | Path | None) -> tuple[Path, Path]:
         raise DetectorError(NEEDS_MODEL)
     root = Path(path).expanduser().resolve()
     gen0 = sorted(root.glob("seed*/gen00/model/config.json"))  # a run directory also has a config.json
-    if gen0 and _has_tokenizer(root / "setup" / "tokenizer"):
+    if gen0 and has_tokenizer(root / "setup" / "tokenizer"):
         return gen0[0].parent, root / "setup" / "tokenizer"
     if (root / "config.json").is_file():
-        if not _has_tokenizer(root):
+        if not has_tokenizer(root):
             raise DetectorError(f"{root}: has no tokenizer ({' or '.join(TOKENIZER_FILES)}); save the tokenizer "
                                 f"next to the model, or pass the experiment run directory")
         return root, root
@@ -69,7 +69,7 @@ def resolve_lm_model(path: str | Path | None) -> tuple[Path, Path]:
     raise DetectorError(f"{root}: no such directory; {NEEDS_MODEL}")
 
 
-def _tokenizer_fingerprint(tokenizer_dir: Path) -> str:
+def tokenizer_fingerprint(tokenizer_dir: Path) -> str:
     h = hashlib.sha256()
     for name in TOKENIZER_FILES:
         file = tokenizer_dir / name
@@ -122,7 +122,7 @@ class LMFeaturizer:
     def for_model(cls, path: str | None, max_length: int = 256, batch_size: int = 16) -> "LMFeaturizer":
         model_dir, tok_dir = resolve_lm_model(path)
         return cls(model=str(model_dir), tokenizer=str(tok_dir), model_sha256=model_fingerprint(model_dir),
-                   tokenizer_sha256=_tokenizer_fingerprint(tok_dir), max_length=max_length, batch_size=batch_size)
+                   tokenizer_sha256=tokenizer_fingerprint(tok_dir), max_length=max_length, batch_size=batch_size)
 
     @property
     def n_features(self) -> int:
@@ -134,7 +134,7 @@ class LMFeaturizer:
             model_dir, tok_dir = Path(self.model), Path(self.tokenizer)
             safetensors_files(model_dir)
             check_fingerprint(model_dir, self.model_sha256, "lm detector")
-            if _tokenizer_fingerprint(tok_dir) != self.tokenizer_sha256:
+            if tokenizer_fingerprint(tok_dir) != self.tokenizer_sha256:
                 raise DetectorError(f"lm detector: the tokenizer at {tok_dir} differs from the one it was trained "
                                     f"with; use that tokenizer or retrain")
             model, _ = load_model(model_dir, with_tokenizer=False)
@@ -142,31 +142,42 @@ class LMFeaturizer:
         return self._loaded
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids per text (no special tokens), BOS prepended when the tokenizer has one, cut at max_length."""
-        _, tok = self.load()
+        """Token ids per text (no special tokens), BOS prepended when the tokenizer has one, cut at max_length
+        (and at the model's context length, whichever is shorter)."""
+        model, tok = self.load()
         encoded = tok(list(texts), add_special_tokens=False)["input_ids"]
         bos = tok.bos_token_id
         prefix = [bos] if bos is not None else []
-        return [(prefix + list(ids))[: self.max_length] for ids in encoded]
+        limit = min(self.max_length, getattr(model.config, "max_position_embeddings", None) or self.max_length)
+        return [(prefix + list(ids))[:limit] for ids in encoded]
+
+    def iter_batches(self, texts: Sequence[str], progress: Progress | None = None) -> Iterator[tuple[np.ndarray, Any, Any]]:
+        """``(rows, ids, mask)`` per batch of texts of similar length: right-padded token ids of ``rows``.
+
+        Texts of fewer than two tokens have nothing to predict and are left out of ``rows``.
+        """
+        _, tok = self.load()
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+        encoded = self.encode(texts)
+        order = np.argsort([len(e) for e in encoded], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            idx = np.asarray([i for i in batch if len(encoded[i]) >= 2], dtype=np.int64)
+            if len(idx):
+                ids, mask = pad_right([encoded[i] for i in idx], pad_id)
+                yield idx, ids, mask
+            if progress:
+                progress(len(batch))
 
     def transform(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """``(len(texts), 4)`` array of :data:`FEATURES`; texts are batched by similar length.
 
         A text of fewer than two tokens has nothing to predict: its row is all zeros.
         """
-        model, tok = self.load()
-        pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-        encoded = self.encode(texts)
-        out = np.zeros((len(encoded), len(FEATURES)), dtype=np.float64)
-        order = np.argsort([len(e) for e in encoded], kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            idx = np.asarray([i for i in batch if len(encoded[i]) >= 2], dtype=np.int64)  # shorter: all-zero row
-            if len(idx):
-                ids, mask = pad_right([encoded[i] for i in idx], pad_id)
-                out[idx] = token_statistics(model, ids, mask)
-            if progress:
-                progress(len(batch))
+        model, _ = self.load()
+        out = np.zeros((len(texts), len(FEATURES)), dtype=np.float64)
+        for idx, ids, mask in self.iter_batches(texts, progress):
+            out[idx] = token_statistics(model, ids, mask)
         return out
 
     def to_params(self) -> dict[str, Any]:

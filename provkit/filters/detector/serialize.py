@@ -3,8 +3,10 @@
 ::
 
     DET/detector.json         format, kind, featurizer settings, head scalars,
-                              threshold, training info, sha256 of the weights,
-                              and a checksum of this document itself
+                              threshold, training info, the calibration
+                              (thresholds at target FPRs, probability map,
+                              calibration set; format_version >= 2), sha256 of
+                              the weights, and a checksum of this document itself
     DET/weights.safetensors   coef_index (int64), coef_value (float64): the
                               non-zero linear weights
 
@@ -12,6 +14,11 @@ Loading parses JSON and a safetensors header (plain data; nothing is
 imported, unpickled or executed), checks both checksums and every key, type
 and shape, and raises :class:`DetectorError` with one line on any mismatch.
 The checksums guard integrity (corruption, edits), not authenticity.
+
+A detector's *fingerprint* is the sha256 of its ``detector.json`` bytes (the
+document names the weights by their sha256, so it covers them too); scored
+datasets record it beside every score.  Version-1 documents (no calibration)
+still load.
 """
 
 from __future__ import annotations
@@ -30,14 +37,16 @@ from safetensors.numpy import load as load_safetensors_bytes
 from safetensors.numpy import save as save_safetensors_bytes
 
 from provkit.filters.detector.base import KINDS, Detector, Featurizer, LinearHead
+from provkit.filters.detector.calibration import Calibration
 from provkit.filters.detector.embedding import EmbeddingFeaturizer
 from provkit.filters.detector.lm import LMFeaturizer
 from provkit.filters.detector.ngram import NgramFeaturizer
 from provkit.filters.detector.params import DetectorError
 from provkit.core.atomic import publish_dir, write_bytes_atomic
+from provkit.filters.detector.zeroshot import ZeroShotFeaturizer
 
 FORMAT = "provkit-detector"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DOCUMENT = "detector.json"
 WEIGHTS = "weights.safetensors"
 MAX_DOCUMENT_BYTES = 16 << 20
@@ -72,10 +81,21 @@ def detector_document(detector: Detector, weights_sha256: str) -> dict[str, Any]
                  "platt_b": detector.head.platt_b},
         "threshold": float(detector.threshold),
         "info": detector.info,
+        "calibration": detector.calibration.to_json() if detector.calibration else None,
         "weights": {"file": WEIGHTS, "sha256": weights_sha256},
     }
     doc["checksum"] = _checksum(doc)
     return doc
+
+
+def _document_bytes(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, indent=2, allow_nan=False).encode() + b"\n"
+
+
+def detector_fingerprint(detector: Detector) -> str:
+    """sha256 of the ``detector.json`` that :func:`save_detector` writes for ``detector``."""
+    weights = _weights_bytes(detector.head)
+    return hashlib.sha256(_document_bytes(detector_document(detector, hashlib.sha256(weights).hexdigest()))).hexdigest()
 
 
 def _is_detector_dir(path: Path) -> bool:
@@ -87,7 +107,7 @@ def _is_detector_dir(path: Path) -> bool:
 
 
 def save_detector(detector: Detector, path: str | Path) -> Path:
-    """Write ``detector`` to the directory ``path`` atomically (temp dir, then rename).
+    """Write ``detector`` to the directory ``path`` atomically (temp dir, then rename); sets its fingerprint.
 
     An existing provkit detector at ``path`` is replaced; anything else there is an error.
     """
@@ -95,16 +115,17 @@ def save_detector(detector: Detector, path: str | Path) -> Path:
     if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or _is_detector_dir(path))):
         raise DetectorError(f"{path}: exists and is not a provkit detector; choose another --out")
     weights = _weights_bytes(detector.head)
-    doc = detector_document(detector, hashlib.sha256(weights).hexdigest())
+    document = _document_bytes(detector_document(detector, hashlib.sha256(weights).hexdigest()))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         write_bytes_atomic(tmp / WEIGHTS, weights)
-        write_bytes_atomic(tmp / DOCUMENT, json.dumps(doc, indent=2, allow_nan=False).encode() + b"\n")
+        write_bytes_atomic(tmp / DOCUMENT, document)
         publish_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    detector.fingerprint = hashlib.sha256(document).hexdigest()
     return path
 
 
@@ -115,7 +136,7 @@ def _not_a_detector(path: Path, why: str) -> DetectorError:
     return DetectorError(f"{path}: not a provkit detector ({why}); expected {HOW_TO_MAKE}")
 
 
-def _read_document(path: Path) -> dict[str, Any]:
+def _read_document(path: Path) -> tuple[dict[str, Any], str]:
     if not path.exists():
         raise DetectorError(f"{path}: no such detector; train one with `prov detector train DS --out {path}`")
     if not path.is_dir():
@@ -125,8 +146,9 @@ def _read_document(path: Path) -> dict[str, Any]:
         raise _not_a_detector(path, f"{DOCUMENT} is missing")
     if doc_path.stat().st_size > MAX_DOCUMENT_BYTES:
         raise _not_a_detector(doc_path, f"larger than {MAX_DOCUMENT_BYTES} bytes")
+    raw = doc_path.read_bytes()
     try:
-        doc = json.loads(doc_path.read_bytes().decode("utf-8"))
+        doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _not_a_detector(doc_path, f"not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -138,7 +160,7 @@ def _read_document(path: Path) -> dict[str, Any]:
     if doc.get("checksum") != _checksum(doc):
         raise DetectorError(f"{doc_path}: checksum mismatch (the file was modified or corrupted); "
                             f"restore it or retrain the detector")
-    return doc
+    return doc, hashlib.sha256(raw).hexdigest()
 
 
 def _number(doc: dict[str, Any], key: str, where: str) -> float:
@@ -182,13 +204,15 @@ def featurizer_from_params(kind: Any, params: Any, where: str) -> Featurizer:
         return LMFeaturizer.from_params(params, where)
     if kind == "embedding":
         return EmbeddingFeaturizer.from_params(params, where)
+    if kind == "zeroshot":
+        return ZeroShotFeaturizer.from_params(params, where)
     raise DetectorError(f"{where}: unknown detector kind {kind!r}; known kinds: {', '.join(KINDS)}")
 
 
 def load_detector(path: str | Path) -> Detector:
     """Load a detector saved by :func:`save_detector`, checking everything before use."""
     path = Path(path)
-    doc = _read_document(path)
+    doc, fingerprint = _read_document(path)
     where = str(path / DOCUMENT)
     featurizer = featurizer_from_params(doc.get("kind"), doc.get("featurizer"), f"{where}: featurizer")
     n_features = doc.get("n_features")
@@ -202,4 +226,7 @@ def load_detector(path: str | Path) -> Detector:
                       _number(head_doc, "platt_b", "head"))
     threshold = _number(doc, "threshold", where)
     info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
-    return Detector(featurizer, head, threshold, info)
+    calibration = doc.get("calibration")
+    if calibration is not None:
+        calibration = Calibration.from_json(calibration, f"{where}: calibration")
+    return Detector(featurizer, head, threshold, info, calibration, fingerprint)
