@@ -521,12 +521,16 @@ def detector_train(
     seed: int = typer.Option(0, "--seed", help="seed of the held-out split and the folds"),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="share of labelled records held out "
                                         "(grouped by content_hash) for the figures and the calibration"),
-    c: float = typer.Option(1.0, "--C", help="inverse L2 regularisation of the logistic regression"),
+    c: Optional[float] = typer.Option(None, "--C", help="inverse L2 regularisation of the logistic regression "
+                                      "(default: 16 for ngram, 1 for lm and embedding)"),
     threshold: float = typer.Option(0.5, "--threshold", help="P(model) at or above which a text is model text"),
     probability: str = typer.Option("platt", "--probability", help="calibrated probability: platt | isotonic"),
     fpr_targets: Optional[str] = typer.Option(None, "--fpr-targets", help="false-positive rates to find thresholds "
                                               "for (default 0.001,0.01,0.05)"),
     max_length: int = typer.Option(256, "--max-length", help="tokens read per text (lm, embedding, zeroshot)"),
+    window_words: int = typer.Option(detectors.WINDOW_WORDS, "--window-words", help="span evidence: window length "
+                                     "in whitespace tokens (window thresholds are calibrated at this length)"),
+    window_stride: int = typer.Option(detectors.WINDOW_STRIDE, "--window-stride", help="span evidence: window step"),
     as_json: bool = typer.Option(False, "--json", help="print the held-out figures as JSON"),
 ) -> None:
     """Train a human-vs-model detector on DATASETS (origin unknown/mixed records are skipped), calibrate and save it.
@@ -536,7 +540,8 @@ def detector_train(
     targets = _fpr_targets(fpr_targets)
     config = detectors.DetectorConfig(kind=kind, model=model, seed=seed, test_fraction=test_fraction, C=c,
                                       threshold=threshold, max_length=max_length, reference_model=reference_model,
-                                      criterion=criterion, probability=probability,
+                                      criterion=criterion, probability=probability, window_words=window_words,
+                                      window_stride=window_stride,
                                       **({"fpr_targets": targets} if targets else {})).validate()
     data = detectors.read_labelled(datasets)
     bar, advance = _count_progress(f"features ({kind})", len(data.texts))
@@ -555,6 +560,10 @@ def detector_train(
                                 f"{data.skipped} unlabelled skipped):", trained.heldout)
     if cal is not None:
         _print_calibration(cal)
+    decodings = [d for d in trained.detector.info.get("model_decodings", {}) if d != "(none)"]
+    if len(decodings) == 1:
+        _say(f"note: every model record was decoded with {decodings[0]}; recall on other decodings can be much "
+             f"lower: train on a mix of decodings (see the README's cross-decoding figures)", err)
     _say(f"saved {kind} detector -> {out_path} (id {trained.detector.fingerprint[:12]})")
 
 
@@ -606,7 +615,8 @@ def detector_eval(
     with bar:
         ev = detectors.evaluate_with_breakdown(detector, data, threshold=threshold, min_records=min_records,
                                                progress=advance)
-    png = ev.plot(plot, f"{detector.kind} detector on {', '.join(d.name for d in datasets)}") if plot else None
+    png = ev.plot(plot, f"{detector.kind} detector {detector.fingerprint[:12]}: ROC on {len(data.texts)} records") \
+        if plot else None
     if as_json:
         print_json({"detector": str(det), "detector_id": detector.fingerprint, "datasets": [str(d) for d in datasets],
                     "kind": detector.kind, **ev.metrics.to_json(), "breakdown": ev.breakdown.to_json(),

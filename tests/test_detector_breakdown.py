@@ -56,7 +56,7 @@ def test_decoding_labels():
     assert decoding_label(json.dumps(decoding_dict("beam3+rep3.0"))) == "beam3 rep3"
     assert decoding_label(json.dumps(decoding_dict("temp0.7"))) == "sample T0.7"
     assert decoding_label(json.dumps(decoding_dict("greedy+rep1.3"))) == "greedy rep1.3"
-    assert decoding_label(None) == "(none)" and decoding_label("not json") == "not json"
+    assert decoding_label(None) == "(none)" == decoding_label("{}") and decoding_label("not json") == "not json"
 
 
 def test_eval_breakdown_rows_add_up_to_the_totals(det, eval_ds, tmp_path):
@@ -105,3 +105,15 @@ def test_length_rows_follow_whitespace_tokens():
     assert set(rows) == {"<32", "32-64", ">=256"}
     assert (rows["32-64"]["n_human"], rows["32-64"]["n_model"], rows["32-64"]["auroc"]) == (1, 1, 1.0)
     assert rows["<32"]["note"] == "too few records" and rows["<32"]["auroc"] is None  # one class only
+
+
+def test_training_on_one_decoding_says_so(tmp_path):
+    path = tmp_path / "one"
+    with DatasetWriter(path, Activity("ingest", {"test": True})) as w:
+        w.write(make_batch(human_texts(30, 56, start=1500), ids=[f"h{i}" for i in range(30)]))
+        gens = [Generator("tiny-opt", generation=1, decoding=decoding_dict("greedy+rep1.3"))] * 30
+        w.write(make_batch(list(model_texts("greedy+rep1.3", 30)), ids=[f"m{i}" for i in range(30)], origin="model",
+                           generators=gens))
+    r = runner.invoke(app, ["detector", "train", str(path), "--out", str(tmp_path / "D")])
+    assert r.exit_code == 0, r.output
+    assert "note: every model record was decoded with greedy rep1.3" in r.stderr

@@ -61,7 +61,14 @@ from provkit.filters.detector.metrics import (
 )
 from provkit.filters.detector.params import DetectorError
 from provkit.filters.detector.serialize import detector_fingerprint, load_detector, save_detector
-from provkit.filters.detector.spans import SpanVerdict, span_verdict, window_bounds, window_scores
+from provkit.filters.detector.spans import (
+    WINDOW_STRIDE,
+    WINDOW_WORDS,
+    SpanVerdict,
+    span_verdict,
+    window_bounds,
+    window_scores,
+)
 from provkit.filters.detector.zeroshot import CRITERIA, ZeroShotFeaturizer
 
 __all__ = [
@@ -75,5 +82,5 @@ __all__ = [
     "grouped_split", "MIN_RECORDS", "fpr_label", "Breakdown", "breakdown_report", "decoding_label", "plot_roc",
     "FPR_TARGETS", "Calibration", "ProbabilityMap", "Threshold", "length_bucket", "token_length",
     "Decider", "Evaluation", "evaluate_with_breakdown", "calibrate_detector", "calibrate_detector_on_dataset", "decide_batch",
-    "SpanVerdict", "span_verdict", "window_bounds", "window_scores", "CRITERIA", "ZeroShotFeaturizer",
+    "WINDOW_STRIDE", "WINDOW_WORDS", "SpanVerdict", "span_verdict", "window_bounds", "window_scores", "CRITERIA", "ZeroShotFeaturizer",
 ]

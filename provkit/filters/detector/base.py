@@ -61,6 +61,8 @@ KINDS = ("ngram", "lm", "embedding", "zeroshot")
 TRAINED_PROBABILITIES = ("platt", "isotonic")
 MIN_PER_CLASS = 4
 MAX_WINDOW_TEXTS = 2000  # human held-out texts whose windows calibrate the span thresholds
+DEFAULT_C = {"ngram": 16.0}
+HUMAN_QUANTILE_THRESHOLD = 0.99  # the default probability threshold of a human-quantile map (about 1 % FPR)
 
 
 class Featurizer(Protocol):
@@ -83,10 +85,11 @@ class DetectorConfig:
     ``kind``: ngram | lm | embedding | zeroshot.  ``model``: a local model directory for
     ``lm`` / ``embedding`` / ``zeroshot`` (None = the default model of that kind).
     ``reference_model``, ``criterion``: the zeroshot kind's second model and score.
-    ``C``: inverse L2 strength of the logistic regression.  ``cv_folds``: folds
+    ``C``: inverse L2 strength of the logistic regression (None: the kind's default, :attr:`inverse_l2`).  ``cv_folds``: folds
     for the out-of-fold calibration.  ``threshold``: P(model) at or above
     which a text is called model text (the figures at a fixed probability).
-    ``probability``: platt | isotonic.  ``fpr_targets``: the false-positive rates
+    ``probability``: platt | isotonic (zeroshot on human text only: the human quantile,
+    and the default ``threshold`` 0.5 becomes 0.99).  ``fpr_targets``: the false-positive rates
     the calibration finds thresholds for.  ``window_words`` / ``window_stride``:
     the sliding windows of span evidence.
     """
@@ -95,7 +98,7 @@ class DetectorConfig:
     model: str | None = None
     seed: int = 0
     test_fraction: float = 0.2
-    C: float = 1.0
+    C: float | None = None
     cv_folds: int = 5
     threshold: float = 0.5
     max_length: int = 256
@@ -107,6 +110,12 @@ class DetectorConfig:
     window_words: int = WINDOW_WORDS
     window_stride: int = WINDOW_STRIDE
 
+    @property
+    def inverse_l2(self) -> float:
+        """``C``, or the kind's default: 16 for ngram (unit-norm rows over 2**19 hashed features need
+        little regularisation; benchmarks/detector.py), 1 for the standardised dense kinds."""
+        return self.C if self.C is not None else DEFAULT_C.get(self.kind, 1.0)
+
     def validate(self) -> "DetectorConfig":
         if self.kind not in KINDS:
             raise ConfigError(f"--kind {self.kind!r}: unknown detector kind; choose one of {', '.join(KINDS)}")
@@ -114,7 +123,7 @@ class DetectorConfig:
             raise ConfigError(f"--test-fraction {self.test_fraction}: must be strictly between 0 and 1")
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"--threshold {self.threshold}: must be strictly between 0 and 1")
-        if self.C <= 0 or self.cv_folds < 2 or self.max_length < 2 or self.batch_size < 1:
+        if self.inverse_l2 <= 0 or self.cv_folds < 2 or self.max_length < 2 or self.batch_size < 1:
             raise ConfigError("detector config: need C > 0, cv_folds >= 2, max_length >= 2, batch_size >= 1")
         if self.probability not in TRAINED_PROBABILITIES:
             raise ConfigError(f"--probability {self.probability!r}: choose platt or isotonic")
@@ -354,11 +363,14 @@ def train_detector(
         probability = (ProbabilityMap.fit(config.probability, train_raw, y[train_idx]) if has_model
                        else "human-quantile")
     else:
-        head, oof = fit_head(features[train_idx], y[train_idx], config.C, config.cv_folds, config.seed,
+        head, oof = fit_head(features[train_idx], y[train_idx], config.inverse_l2, config.cv_folds, config.seed,
                              groups=hashes[train_idx])
         probability = (ProbabilityMap("platt", a=head.platt_a, b=head.platt_b) if config.probability == "platt"
                        else ProbabilityMap.fit(config.probability, oof, y[train_idx]))
-    detector = Detector(featurizer, head, config.threshold)
+    # a human-quantile "probability" is the share of human text scoring lower: 0.5 would flag half of it
+    threshold = HUMAN_QUANTILE_THRESHOLD if probability == "human-quantile" and config.threshold == 0.5 \
+        else config.threshold
+    detector = Detector(featurizer, head, threshold)
     raw = head.decision(features[test_idx])
     test_texts = [texts[i] for i in test_idx]
     source = ("held-out split of the training data, grouped by content_hash" if has_model
@@ -367,8 +379,9 @@ def train_detector(
         detector, test_texts, y[test_idx], raw, probability=probability, targets=config.fpr_targets, source=source,
         datasets=_subset(datasets, test_idx), window_words=config.window_words, window_stride=config.window_stride)
     p = detector.probability(raw)
-    heldout = detector_metrics(y[test_idx], p, config.threshold) if has_model else None
+    heldout = detector_metrics(y[test_idx], p, threshold) if has_model else None
     config_doc = asdict(config)
+    config_doc["C"] = config.inverse_l2
     config_doc["fpr_targets"] = list(config.fpr_targets)
     detector.info = {
         "config": config_doc,

@@ -53,8 +53,10 @@ def decoding_label(decoding: str | None) -> str:
         d = json.loads(decoding)
     except ValueError:
         return decoding[:40]
-    if not isinstance(d, dict) or not d:
-        return decoding[:40] or NO_GENERATOR
+    if isinstance(d, dict) and not d:
+        return NO_GENERATOR
+    if not isinstance(d, dict):
+        return decoding[:40]
     if d.get("do_sample"):
         parts = ["sample"]
         if d.get("temperature", 1.0) != 1.0:

@@ -121,6 +121,17 @@ def _dataset_ref(path: Path) -> dict[str, Any]:
     return ref
 
 
+def model_decodings(data: LabelledTexts) -> dict[str, int]:
+    """Model records per generator decoding (``decoding_label``); a detector trained on one decoding
+    generalises poorly to others (see the README's cross-decoding figures)."""
+    counts: dict[str, int] = {}
+    for label, gen in zip(data.labels, data.generators or [None] * len(data.labels)):
+        if label == 1:
+            key = decoding_label((gen or {}).get("decoding"))
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def train_detector_on_dataset(paths: str | Path | Sequence[str | Path], config: DetectorConfig = DetectorConfig(),
                               progress: Progress | None = None, data: LabelledTexts | None = None) -> TrainedDetector:
     """Train on the human/model records of one or more datasets (held-out split inside).
@@ -132,6 +143,7 @@ def train_detector_on_dataset(paths: str | Path | Sequence[str | Path], config: 
                              datasets=data.datasets or None)
     trained.detector.info["datasets"] = [_dataset_ref(p) for p in _as_paths(paths)]
     trained.detector.info["skipped_unlabelled"] = data.skipped
+    trained.detector.info["model_decodings"] = model_decodings(data)
     return trained
 
 
