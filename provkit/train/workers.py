@@ -8,7 +8,9 @@ A unit's result depends only on its inputs on disk and its own seed, never on
 which worker ran it or when, so any worker count gives the same metrics; a unit
 is committed by its last atomic write, so a killed run resumes from the units
 done.  Workers exit on their own when the parent dies (they poll the parent id),
-so a killed run leaves no orphan writing into the run directory.
+so a killed run leaves no orphan writing into the run directory.  A worker that
+dies (killed, out of memory, a failing start-up) ends the run with
+:class:`WorkerDied` instead of a hang; the units done stay done.
 """
 
 from __future__ import annotations
@@ -17,11 +19,19 @@ import multiprocessing as mp
 import os
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Hashable, Mapping, Sequence, TypeVar
 
 import torch
 
+from provkit.errors import ProvkitError
+
 K = TypeVar("K", bound=Hashable)
+
+
+class WorkerDied(ProvkitError):
+    """A worker process ended without a result (killed, out of memory, or its start-up failed)."""
 
 
 def default_workers() -> int:
@@ -90,26 +100,41 @@ def run_graph(
         return
 
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_worker_start, initargs=(os.getpid(), threads_per_worker, init, init_args)) as pool:
-        running: dict[K, Any] = {}
-        try:
-            while waiting or running:
-                for u in ready():
-                    if len(running) >= workers:
-                        break
-                    del waiting[u]
-                    running[u] = pool.apply_async(task, (u,))
-                if not running:
-                    raise ValueError("the unit graph has a cycle")
-                finished = [u for u, r in running.items() if r.ready()]
-                if not finished:
-                    time.sleep(0.05)
-                    continue
-                for u in sorted(finished, key=key):
-                    result = running.pop(u).get()  # re-raises a worker's exception here
-                    done.add(u)
-                    if on_done:
-                        on_done(u, result)
-        except BaseException:
-            pool.terminate()
-            raise
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_start,
+                               initargs=(os.getpid(), threads_per_worker, init, init_args))
+    running: dict[Future, K] = {}
+    try:
+        while waiting or running:
+            for u in ready():
+                if len(running) >= workers:
+                    break
+                del waiting[u]
+                running[pool.submit(task, u)] = u
+            if not running:
+                raise ValueError("the unit graph has a cycle")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in sorted(finished, key=lambda f: key(running[f])):
+                u = running.pop(f)
+                try:
+                    result = f.result()  # re-raises a worker's exception here
+                except BrokenProcessPool as exc:
+                    raise WorkerDied(f"a worker process died while running unit {u!r} (killed, out of memory, "
+                                     "or it failed to start); rerun to resume from the units done") from exc
+                done.add(u)
+                if on_done:
+                    on_done(u, result)
+    except BaseException:
+        _terminate(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop every worker now (a failed or interrupted run must not leave units writing)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    for p in processes:
+        p.join(timeout=5)
