@@ -124,6 +124,14 @@ def test_report_from_run(tiny_run):
     md, figs = write_crawl_report(out)
     text = md.read_text()
     assert "gap recovered" in text and all(p.exists() for p in figs)
+    assert "removed: precision" in text and "### watermark_tpr" in text
+
+
+@pytest.mark.parametrize("key,value", [("watermark_share", 1.5), ("watermark_share", -0.1), ("watermark_z", math.inf),
+                                       ("watermark_greenlist_ratio", 0.0), ("watermark_bias", -1.0)])
+def test_watermark_settings_are_checked(key, value):
+    with pytest.raises(ConfigError, match=key):
+        dataclasses.replace(TINY, **{key: value})
 
 
 # ---------------------------------------------------------------- the watermark arms
