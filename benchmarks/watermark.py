@@ -18,7 +18,10 @@ Setup (all local, seeded):
 Measured, at 16 / 32 / 64 / 128 tokens (prefixes of the same texts):
 ``FPR@z4`` and ``TPR@z4`` (z >= 4, the default threshold); ``z_1%``, the
 smallest threshold (>= 4 is not assumed) whose measured FPR on the human texts is
-<= 1 %, and ``TPR@z_1%``.  At 64 tokens also: TPR after replacing 10 % and 30 % of
+<= 1 %, and ``TPR@z_1%`` -- twice: z over every n-gram window (transformers'
+default) and over distinct n-grams (``ignore_repeated_ngrams=True``), on the same
+texts; plus the human z's standard deviation and maximum (N(0, 1) under the null).
+At 64 tokens also (provkit's default scoring, distinct n-grams): TPR after replacing 10 % and 30 % of
 the tokens by random ones, and of a regeneration round trip (the watermarked text
 as the prompt of the un-watermarked model, its 64-token continuation scored);
 the perplexity cost (generation-0 perplexity of watermarked / plain text).
@@ -57,10 +60,13 @@ from provkit.lm import (
     train_bpe_tokenizer,
     train_lm,
 )
+from provkit.lm.watermark import IGNORE_REPEATED_NGRAMS
 from provkit.provenance import iter_builtin
 
 LENGTHS = (16, 32, 64, 128)
 PROMPT, NEW = 8, 128
+MODES = ("counted", "distinct")  # every n-gram window scored / each distinct n-gram once (ignore_repeated_ngrams)
+DEFAULT_MODE = "distinct" if IGNORE_REPEATED_NGRAMS else "counted"  # provkit's default: edits, regeneration, peer
 DECODINGS = {
     "sample": dict(num_beams=1, do_sample=True, repetition_penalty=1.0),
     "beam5": dict(num_beams=5, do_sample=False, repetition_penalty=3.0),
@@ -112,18 +118,25 @@ def main() -> None:
         marked = generate_continuations(model, prompts, DecodingConfig(max_new_tokens=NEW, watermark=wm, **dec),
                                         pad_id=tok.pad_token_id, eos_id=None)
         gen_seconds = time.perf_counter() - t0
-        scorer = load_scorer(model_dir, wm, min_tokens=8)
+        scorers = {mode: load_scorer(model_dir, wm, min_tokens=8, ignore_repeated_ngrams=mode == "distinct")
+                   for mode in MODES}
+        scorer = scorers[DEFAULT_MODE]
 
-        def z_of(seqs: list[list[int]]) -> np.ndarray:  # decode -> text -> re-tokenise -> score
-            return scorer.score_texts([tok.decode(s) for s in seqs]).z
+        def z_of(seqs: list[list[int]], mode: str = DEFAULT_MODE) -> np.ndarray:  # decode -> text -> re-tokenise -> score
+            return scorers[mode].score_texts([tok.decode(s) for s in seqs]).z
 
-        rows = []
-        for n in LENGTHS:
-            zh, zm, zp = z_of([h[:n] for h in human_ids]), z_of([m[:n] for m in marked]), z_of([p[:n] for p in plain])
-            t1 = threshold_at_fpr(zh)
-            rows.append({"tokens": n, "fpr_z4": rates(zh, 4.0), "tpr_z4": rates(zm, 4.0), "plain_z4": rates(zp, 4.0),
-                         "z_1pct": round(t1, 3), "tpr_z_1pct": rates(zm, t1), "fpr_z_1pct": rates(zh, t1),
-                         "median_z_marked": float(np.nanmedian(zm)), "median_z_human": float(np.nanmedian(zh))})
+        by_mode = {}
+        for mode in MODES:
+            by_mode[mode] = rows = []
+            for n in LENGTHS:
+                zh = z_of([h[:n] for h in human_ids], mode)
+                zm, zp = z_of([m[:n] for m in marked], mode), z_of([p[:n] for p in plain], mode)
+                t1 = threshold_at_fpr(zh)
+                rows.append({"tokens": n, "fpr_z4": rates(zh, 4.0), "tpr_z4": rates(zm, 4.0), "plain_z4": rates(zp, 4.0),
+                             "z_1pct": round(t1, 3), "tpr_z_1pct": rates(zm, t1), "fpr_z_1pct": rates(zh, t1),
+                             "median_z_marked": float(np.nanmedian(zm)), "median_z_human": float(np.nanmedian(zh)),
+                             "human_z_max": float(np.nanmax(zh)), "human_z_sd": float(np.nanstd(zh))})
+        rows = by_mode[DEFAULT_MODE]
         m64 = [m[:64] for m in marked]
         t64 = next(r["z_1pct"] for r in rows if r["tokens"] == 64)
         edits = {}
@@ -154,7 +167,8 @@ def main() -> None:
         t0 = time.perf_counter()
         theirs = np.array([bare(torch.tensor([s]), return_dict=True).z_score[0] for s in seqs])
         t_bare = time.perf_counter() - t0
-    result = {"decoding": args.decoding, "texts": len(prompts), "human": len(human_ids), "by_length": rows,
+    result = {"decoding": args.decoding, "texts": len(prompts), "human": len(human_ids), "by_length": by_mode["counted"],
+              "by_length_distinct_ngrams": by_mode["distinct"],
               "at_64_tokens": edits, "ppl_gen0_watermarked": ppl_m, "ppl_gen0_plain": ppl_p,
               "ppl_ratio": ppl_m / ppl_p, "wrapper_over_transformers_time": t_ours / t_bare,
               "max_abs_z_difference": float(np.nanmax(np.abs(ours - theirs))), "generate_seconds": round(gen_seconds, 1),
@@ -165,11 +179,15 @@ def main() -> None:
         return
     print(f"decoding {args.decoding}: {len(prompts)} watermarked + {len(prompts)} plain continuations, "
           f"{len(human_ids)} human windows; tiny OPT (1x64), vocab {len(tok)}")
-    print(f"{'tokens':>6} {'FPR@z4':>7} {'TPR@z4':>7} {'plain@z4':>8} {'z_1%':>6} {'TPR@z_1%':>8} {'FPR@z_1%':>8} "
-          f"{'med z wm':>8} {'med z hum':>9}")
-    for r in rows:
-        print(f"{r['tokens']:>6} {r['fpr_z4']:>7.3f} {r['tpr_z4']:>7.3f} {r['plain_z4']:>8.3f} {r['z_1pct']:>6.2f} "
-              f"{r['tpr_z_1pct']:>8.3f} {r['fpr_z_1pct']:>8.3f} {r['median_z_marked']:>8.2f} {r['median_z_human']:>9.2f}")
+    for mode in MODES:
+        print(f"z over {'every n-gram window (transformers default)' if mode == 'counted' else 'distinct n-grams (ignore_repeated_ngrams=True)'}:")
+        print(f"{'tokens':>6} {'FPR@z4':>7} {'TPR@z4':>7} {'plain@z4':>8} {'z_1%':>6} {'TPR@z_1%':>8} {'FPR@z_1%':>8} "
+              f"{'med z wm':>8} {'med z hum':>9} {'sd z hum':>8} {'max z hum':>9}")
+        for r in by_mode[mode]:
+            print(f"{r['tokens']:>6} {r['fpr_z4']:>7.3f} {r['tpr_z4']:>7.3f} {r['plain_z4']:>8.3f} {r['z_1pct']:>6.2f} "
+                  f"{r['tpr_z_1pct']:>8.3f} {r['fpr_z_1pct']:>8.3f} {r['median_z_marked']:>8.2f} "
+                  f"{r['median_z_human']:>9.2f} {r['human_z_sd']:>8.2f} {r['human_z_max']:>9.2f}")
+    print(f"below: z over {DEFAULT_MODE} n-grams (provkit's default)")
     for name, e in edits.items():
         what = f"{name} tokens replaced" if name.endswith("%") else "regeneration round trip (continuation of the wm text)"
         print(f"64 tokens, {what}: TPR@z4 {e['tpr_z4']:.3f}  TPR@z_1% {e['tpr_z_1pct']:.3f}  median z {e['median_z']:.2f}")

@@ -10,9 +10,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from provkit.lm import DecodingConfig, TinyOPTConfig
+from provkit.errors import ConfigError
+from provkit.lm import DecodingConfig, TinyOPTConfig, read_key
 from provkit.provenance import Dataset
-from provkit.train.crawl import CrawlConfig, CrawlRun, run_crawl, threshold_at_fpr
+from provkit.train.crawl import KEY_FILE, CrawlConfig, CrawlRun, removal_rates, run_crawl, threshold_at_fpr
 from provkit.train.crawl_report import collapse_delay, crawl_statistics, gap_recovered, write_crawl_report
 
 TINY = CrawlConfig(
@@ -107,7 +108,9 @@ def test_t0_tags_equals_naive_with_common_random_numbers(tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_kill_gives_identical_metrics(tmp_path):
-    cfg = dataclasses.replace(TINY, arms=("naive", "detector"))
+    key = tmp_path / "wm.key"  # both runs watermark with one key (a fresh run would draw its own)
+    key.write_text("k" * 40)
+    cfg = dataclasses.replace(TINY, arms=("naive", "detector"), watermark_key_file=str(key))
     full = run_crawl(cfg, tmp_path / "full").metrics
     with pytest.raises(KeyboardInterrupt):
         CrawlRun(cfg, tmp_path / "killed", stop_after=3).run()
@@ -121,6 +124,87 @@ def test_report_from_run(tiny_run):
     md, figs = write_crawl_report(out)
     text = md.read_text()
     assert "gap recovered" in text and all(p.exists() for p in figs)
+    assert "removed: precision" in text and "### watermark_tpr" in text
+
+
+@pytest.mark.parametrize("key,value", [("watermark_share", 1.5), ("watermark_share", -0.1), ("watermark_z", math.inf),
+                                       ("watermark_greenlist_ratio", 0.0), ("watermark_bias", -1.0)])
+def test_watermark_settings_are_checked(key, value):
+    with pytest.raises(ConfigError, match=key):
+        dataclasses.replace(TINY, **{key: value})
+
+
+# ---------------------------------------------------------------- the watermark arms
+
+# 48-token continuations of a base pretrained on 400 blocks: long enough for z >= 4 at bias 2 (the 12 tokens of
+# TINY are not), and text that decodes to valid UTF-8 (the barely trained TINY base writes stray bytes that do
+# not survive decode -> re-tokenise, and the watermark with them)
+WM = dataclasses.replace(TINY, budget=16, schedule=(0.5, 0.75), kept_tags=0.0, watermark_share=0.5, vocab_size=512,
+                         pretrain_blocks=400, tiny_model=dataclasses.replace(TINY.tiny_model, max_positions=128),
+                         arms=("naive", "watermark", "watermark+detector"),
+                         decoding=dataclasses.replace(TINY.decoding, max_new_tokens=48))
+
+
+@pytest.fixture(scope="module")
+def wm_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("crawl-wm") / "run"
+    return out, run_crawl(WM, out)
+
+
+def _truth(unit):
+    t = pq.read_table(unit / "truth.parquet").to_pylist()
+    return {r["id"]: r for r in t}
+
+
+@pytest.mark.slow  # the wm_run fixture: ~20 s CPU (gen 0's detector fit dominates), 40 s wall under load
+def test_watermark_arm_removes_the_watermarked_model_records_and_few_human_ones(wm_run):
+    out, summary = wm_run
+    marked = plain = human = 0
+    removed = {"marked": 0, "plain": 0, "human": 0}
+    for arm, n, unit in _units(out, WM):
+        if arm != "watermark":
+            continue
+        truth = _truth(unit)
+        rejects = Dataset.open(unit / "selected").read("rejects").to_pylist()
+        gone = {r["id"] for r in rejects if r["drop_reason"] == "watermark_z"}
+        assert all(r["watermark_z"] >= WM.watermark_z for r in rejects if r["id"] in gone)
+        for i, r in truth.items():
+            kind = "human" if r["true_origin"] == "human" else "marked" if r["watermarked"] else "plain"
+            removed[kind] += i in gone
+            marked, plain, human = marked + (kind == "marked"), plain + (kind == "plain"), human + (kind == "human")
+        row = next(r for r in summary.metrics if r["condition"] == "watermark" and r["generation"] == n)
+        precision, recall = removal_rates(gone, {i: r["true_origin"] for i, r in truth.items()})
+        assert row["removal_precision"] == pytest.approx(precision) and row["removal_recall"] == pytest.approx(recall)
+    # real generations: about half of 8 + 12 model records per seed watermarked, 16 + 8 human records
+    assert marked >= 5 and plain >= 5 and human == 24
+    assert removed["marked"] >= 0.8 * marked, removed
+    assert removed["human"] <= 1 and removed["plain"] <= 1, removed
+
+
+@pytest.mark.slow
+def test_watermark_share_is_the_same_records_in_every_arm_and_the_key_stays_secret(wm_run):
+    out, summary = wm_run
+    for n in (1, 2):
+        masks = [{i: r["watermarked"] for i, r in _truth(out / "seed0" / arm / f"gen{n:02d}").items()} for arm in WM.arms]
+        assert all(m == masks[0] for m in masks)  # common random numbers: the same records watermarked
+    # on the same crawl (generation 1) watermark+detector removes what the watermark arm removes, and more
+    w, wd = ({r["id"] for r in Dataset.open(out / "seed0" / arm / "gen01" / "selected").read("rejects").to_pylist()
+              if r["drop_reason"] != "resample_not_drawn"} for arm in ("watermark", "watermark+detector"))
+    assert w and w <= wd
+    rows = {r["condition"]: r for r in summary.metrics if r["generation"] == 1}
+    assert rows["naive"]["removed_rows"] == 0 and rows["naive"]["removal_precision"] is None  # nothing removed
+    assert rows["naive"]["watermark_tpr"] == rows["watermark"]["watermark_tpr"] >= 0.8
+    key = out / KEY_FILE
+    assert key.stat().st_mode & 0o077 == 0
+    secret, hashing_key = key.read_bytes().strip(), str(read_key(key).hashing_key).encode()
+    for path in out.rglob("*"):
+        if path.is_file() and path != key:
+            data = path.read_bytes()
+            assert secret not in data and hashing_key not in data, path
+    other = out.parent / "other.key"
+    other.write_text("x" * 40)
+    with pytest.raises(ConfigError, match="key id"):  # resuming with another key is one clear line
+        CrawlRun(dataclasses.replace(WM, watermark_key_file=str(other)), out).watermark  # noqa: B018
 
 
 # ---------------------------------------------------------------- statistics, hand-computed

@@ -116,6 +116,21 @@ def test_watermarked_text_is_detected_plain_and_human_text_is_not(wm):
     assert np.allclose(z, marked.z[:4]) and np.allclose(p, marked.p[:4])
 
 
+def test_repeated_ngrams_are_scored_once_so_repeating_a_text_does_not_inflate_z(wm):
+    """Human text pasted 4 times: counting every window scales z by about 2 (sqrt 4); the default does not."""
+    distinct = load_scorer(wm["model_dir"], wm["config"])
+    counted = load_scorer(wm["model_dir"], wm["config"], ignore_repeated_ngrams=False)
+    assert distinct.ignore_repeated_ngrams and not counted.ignore_repeated_ngrams
+    once, four = wm["human"], ["\n".join([h] * 4) for h in wm["human"]]
+    ids = distinct.encode(four)
+    d4 = distinct.score_texts(four)
+    assert list(d4.tokens) == [len({tuple(x[i: i + 2]) for i in range(len(x) - 1)}) for x in ids]
+    assert list(counted.score_texts(four).tokens) == [len(x) - 1 for x in ids]
+    d1, c1, c4 = distinct.score_texts(once).z, counted.score_texts(once).z, counted.score_texts(four).z
+    assert np.nanmax(np.abs(d4.z - d1)) < 0.6  # the junctions add a few distinct n-grams at most
+    assert np.nanstd(c4) > 1.6 * np.nanstd(c1)  # the counted z of a repeated text is inflated
+
+
 def test_a_wrong_key_does_not_detect(wm):
     z, _ = score_watermark(wm["marked"], wm["model_dir"], key_file=wm["wrong"])
     assert not (z >= 4.0).any() and abs(np.nanmedian(z)) < 1.5
@@ -288,6 +303,10 @@ def rows_z(rows: list[dict], rid: str) -> float:
 def test_generate_with_share_watermarks_that_share_of_the_generators(wm):
     tok = wm["tok"]
     ids = [f"p{i}" for i in range(len(wm["prompts"]))]
+    none, mask = generate_with_share(wm["model"], wm["prompts"][:8], DecodingConfig(**SAMPLING), wm["config"], 0.0,
+                                     ids=ids[:8], pad_id=tok.pad_token_id, eos_id=None, seed=3)
+    assert not mask.any() and none == generate_continuations(wm["model"], wm["prompts"][:8], DecodingConfig(**SAMPLING),
+                                                             pad_id=tok.pad_token_id, eos_id=None, seed=3)
     new, mask = generate_with_share(wm["model"], wm["prompts"], DecodingConfig(**SAMPLING), wm["config"], 0.5,
                                     ids=ids, pad_id=tok.pad_token_id, eos_id=None, seed=3)
     assert 0.25 < mask.mean() < 0.75

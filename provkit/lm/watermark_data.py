@@ -209,22 +209,27 @@ def watermark_share(ids: Sequence[str], share: float, seed: int = 0) -> np.ndarr
 
 def generate_with_share(model: PreTrainedModel, prompts: Sequence[Sequence[int]], decoding: DecodingConfig,
                         watermark: WatermarkConfig, share: float, *, ids: Sequence[str], pad_id: int,
-                        eos_id: int | None, seed: int = 0, batch_size: int = 32) -> tuple[list[list[int]], np.ndarray]:
-    """Continuations where a ``share`` of the prompts (by :func:`watermark_share` of ``ids``) are watermarked.
+                        eos_id: int | None, seed: int = 0, batch_size: int = 32,
+                        watermark_seed: int | None = None) -> tuple[list[list[int]], np.ndarray]:
+    """Continuations where a ``share`` of the prompts (by :func:`watermark_share` of ``ids`` at ``seed``) are watermarked.
 
     Returns ``(new tokens per prompt, watermarked mask)``; ``decoding.watermark`` is ignored
-    (``watermark`` is used for the watermarked share, none for the rest).
+    (``watermark`` is used for the watermarked share, none for the rest).  The plain prompts
+    are generated in one call seeded ``seed`` (so ``share = 0`` is ``generate_continuations``
+    at ``seed``, token for token), the watermarked ones in one seeded ``watermark_seed``
+    (default ``seed + 1``).
     """
     mask = watermark_share(ids, share, seed)
     out: list[list[int]] = [[] for _ in prompts]
-    for on in (True, False):
+    for on in (False, True):
         rows = np.flatnonzero(mask == on)
         if not len(rows):
             continue
         dec = DecodingConfig(**{**{k: getattr(decoding, k) for k in decoding.__dataclass_fields__},
                                 "watermark": watermark if on else None})
+        run_seed = (seed + 1 if watermark_seed is None else watermark_seed) if on else seed
         new = generate_continuations(model, [prompts[i] for i in rows], dec, pad_id=pad_id, eos_id=eos_id,
-                                     batch_size=batch_size, seed=seed + (0 if on else 1))
+                                     batch_size=batch_size, seed=run_seed)
         for i, toks in zip(rows, new):
             out[i] = toks
     return out, mask

@@ -19,6 +19,18 @@ Protocol (``prov experiment crawl``)::
 
 The oracle is the one arm given the truth: its input is the crawl's truly human records.
 
+Watermarks.  A share w (``watermark_share``) of the model-written crawl records comes from generators
+that watermark (transformers' green-list ``WatermarkingConfig``): record i of the continuations for
+crawl n is watermarked iff ``seeded_uniform("s{seed}:g{n}:{i}", unit seed) < w`` -- the same records in
+every arm (common random numbers), whatever the arm's model.  The key is one run-local secret,
+``RUN/secret/watermark.key`` (32 random bytes drawn at setup, mode 0600; or ``watermark_key_file``
+to reuse one), read by the generators and by the ``watermark`` arms' filter step from that file; only
+its one-way key id is recorded (``setup/metrics.json``).  The user's own generation-1 text (the
+detector's training data) is never watermarked.  Per unit, every arm records the watermark's
+TPR on the crawl's watermarked records, its recall of all model records and its FPR on the human
+ones (z >= ``watermark_z``), and the precision / recall of the records its pipeline removed before
+the budget draw against the hidden truth.
+
 Common random numbers: training, generation and the budget draw at (seed, n) use the same seed in
 every arm.  Every unit reads its inputs from committed files and is committed by its last atomic
 write (``metrics.json``), so a killed run resumes with identical results, whatever ``--workers``.
@@ -26,10 +38,12 @@ write (``metrics.json``), so a killed run resumes with identical results, whatev
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
 import math
+import os
 import shutil
 import string
 import time
@@ -45,7 +59,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from provkit.core.atomic import write_bytes_atomic, write_json_atomic
+from provkit.core.atomic import open_atomic, write_bytes_atomic, write_json_atomic
 from provkit.core.config import build_dataclass, read_toml
 from provkit.engines import run_filter
 from provkit.errors import ConfigError
@@ -55,14 +69,18 @@ from provkit.lm import (
     DecodingConfig,
     TinyOPTConfig,
     TrainConfig,
+    WatermarkConfig,
     build_tiny_opt,
     clone_model,
     corpus_perplexity,
     encode_texts,
     generate_continuations,
+    generate_with_share,
     load_model,
+    load_scorer,
     load_tokenizer,
     make_blocks,
+    read_key,
     save_model,
     save_tokenizer,
     train_bpe_tokenizer,
@@ -75,8 +93,10 @@ from provkit.train.workers import run_graph
 
 ARM_DIR = Path(__file__).parent / "presets" / "crawl"
 ARMS = ("naive", "oracle", "tags", "detector", "detector-weight-1", "detector-weight-10", "tail", "random-drop",
-        "curated")
+        "curated", "watermark", "watermark+detector")
 ORACLE = "oracle"
+KEY_FILE = Path("secret") / "watermark.key"
+NOT_DRAWN = "resample_not_drawn"  # the budget draw's drop reason: not a removal
 DONE = "metrics.json"
 SAMPLE = DecodingConfig(num_beams=1, do_sample=True, repetition_penalty=1.0, temperature=1.0)
 
@@ -103,6 +123,11 @@ class CrawlConfig:
     detector_fpr: float = 0.05  # the threshold's false-positive rate on held-out human blocks
     calibration_blocks: int = 128
     max_copies: int = 3
+    watermark_share: float = 0.5  # w: share of the model-written crawl records whose generator watermarks
+    watermark_z: float = 4.0  # the watermark arms drop z >= this (and the per-unit TPR/FPR use it)
+    watermark_bias: float = 2.0  # delta added to the green logits
+    watermark_greenlist_ratio: float = 0.25  # gamma
+    watermark_key_file: str | None = None  # None: a random key drawn at setup into RUN/secret/watermark.key
     generate_batch_size: int = 32
     eval_batch_size: int = 64
     threads: int = 1
@@ -121,6 +146,14 @@ class CrawlConfig:
             raise ConfigError(f"schedule: give one model share in [0, 1] per generation, got {list(self.schedule)}")
         if not 0.0 <= self.kept_tags <= 1.0:
             raise ConfigError(f"kept_tags: must be in [0, 1], got {self.kept_tags}")
+        if not 0.0 <= self.watermark_share <= 1.0:
+            raise ConfigError(f"watermark_share: must be in [0, 1], got {self.watermark_share}")
+        if not math.isfinite(self.watermark_z):
+            raise ConfigError(f"watermark_z: must be a finite number, got {self.watermark_z}")
+        if not 0.0 < self.watermark_greenlist_ratio < 1.0:
+            raise ConfigError(f"watermark_greenlist_ratio: must be in (0, 1), got {self.watermark_greenlist_ratio}")
+        if self.watermark_bias < 0:
+            raise ConfigError(f"watermark_bias: must be >= 0, got {self.watermark_bias}")
         if not 0.0 < self.detector_fpr < 1.0:
             raise ConfigError(f"detector_fpr: must be in (0, 1), got {self.detector_fpr}")
         if not self.seeds:
@@ -209,6 +242,24 @@ def opaque_id(seed: int, n: int, key: str) -> str:
     return "crawl-" + hashlib.blake2b(f"{seed}|{n}|{key}".encode(), digest_size=8).hexdigest()
 
 
+def removal_rates(removed: set[str], true: dict[str, str]) -> tuple[float, float]:
+    """(precision, recall) of removing model text: model share of ``removed``; share of the model records removed.
+
+    Precision is NaN when nothing was removed, recall NaN when the crawl holds no model text.
+    """
+    model = {i for i, o in true.items() if o == "model"}
+    hit = len(removed & model)
+    return (hit / len(removed) if removed else float("nan"), hit / len(model) if model else float("nan"))
+
+
+def write_key(path: Path) -> None:
+    """32 random bytes, base64, into ``path`` (mode 0600, directory 0700, atomic): the run's watermark secret."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open_atomic(path) as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(base64.b64encode(os.urandom(32)) + b"\n")
+
+
 def expand_copies(texts: Sequence[str], copies: Sequence[int] | None) -> list[str]:
     if copies is None:
         return list(texts)
@@ -227,6 +278,11 @@ def _fresh(unit: Path) -> Path:
 
 def _texts(path: Path) -> list[str]:
     return Dataset.open(path).read(columns=["text"]).column("text").to_pylist()
+
+
+def _share(hit: np.ndarray, among: np.ndarray) -> float:
+    """mean(hit[among]); NaN when ``among`` is empty."""
+    return float(hit[among].mean()) if among.any() else float("nan")
 
 
 class CrawlRun:
@@ -251,6 +307,10 @@ class CrawlRun:
 
     def unit_dir(self, seed: int, arm: str, n: int) -> Path:
         return self.gen0_dir(seed) if n == 0 else self.out / f"seed{seed}" / arm / f"gen{n:02d}"
+
+    @property
+    def key_path(self) -> Path:
+        return Path(self.cfg.watermark_key_file) if self.cfg.watermark_key_file else self.out / KEY_FILE
 
     # --- config ------------------------------------------------------------
     def check_config(self) -> None:
@@ -295,6 +355,24 @@ class CrawlRun:
             return tail_tokens(train, test)
         return self._get("tail", make)
 
+    @property
+    def watermark(self) -> WatermarkConfig:
+        """The generators' watermark (key from :attr:`key_path`), checked against the key id setup recorded."""
+        def make() -> WatermarkConfig:
+            cfg = self.cfg
+            wm = WatermarkConfig(key_file=str(self.key_path), bias=cfg.watermark_bias,
+                                 greenlist_ratio=cfg.watermark_greenlist_ratio)
+            recorded = json.loads((self.setup_dir / DONE).read_text()).get("watermark_key_id")
+            if recorded != wm.key().key_id:
+                raise ConfigError(f"{self.key_path}: key id {wm.key().key_id}, but this run was set up with key id "
+                                  f"{recorded}; restore the run's key file or choose another --out")
+            return wm
+        return self._get("wm", make)
+
+    @property
+    def scorer(self) -> Any:
+        return self._get("scorer", lambda: load_scorer(self.setup_dir / "base", self.watermark))
+
     def detector(self, seed: int) -> tuple[Any, float]:
         def make() -> tuple[Any, float]:
             d = self.gen0_dir(seed)
@@ -308,6 +386,9 @@ class CrawlRun:
         if (self.setup_dir / DONE).exists():
             self.resumed += 1
             return
+        if cfg.watermark_key_file is None and not self.key_path.exists():
+            write_key(self.key_path)
+        key_id = read_key(self.key_path, file_flag="watermark_key_file").key_id
         corpus = load_corpus(cfg.corpus)
         texts, ids, test_texts = corpus.texts, corpus.ids, corpus.test
         if cfg.model == "tiny":
@@ -343,7 +424,7 @@ class CrawlRun:
                 train_lm(base, ids_, mask, None, dataclasses.replace(cfg.train, epochs=cfg.pretrain_epochs, seed=0),
                          lambda k: None)
         save_model(base, tok, d / "base")
-        write_json_atomic(d / DONE, {**sizes, "test": len(test), "pretrain": len(pool)})
+        write_json_atomic(d / DONE, {**sizes, "test": len(test), "pretrain": len(pool), "watermark_key_id": key_id})
         self.done += 1
 
     def _write_human(self, path: Path, blocks: Sequence[Any], split: str) -> None:
@@ -364,18 +445,41 @@ class CrawlRun:
                  lambda k: None)
         return model
 
-    def _generate(self, model: Any, prompts: Sequence[str], out: Path, seed: int, what: str) -> None:
-        """Continuations of ``prompts`` by ``model``, written as declared model text (the model's own output)."""
-        tok = self.tokenizer
-        p_ids = [p[-self.cfg.block_size:] for p in tok(list(prompts), add_special_tokens=False)["input_ids"]]
-        new = generate_continuations(model, p_ids, self.cfg.decoding, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
-                                     batch_size=self.cfg.generate_batch_size, seed=seed)
-        texts = [tok.decode(x) for x in new]
-        activity = Activity("crawl-generate", {"what": what, "seed": seed, "decoding": self.cfg.decoding.to_dict()})
-        batch = make_batch(texts, ids=[f"{what}:{i:06d}" for i in range(len(texts))], origin=Origin.MODEL.value,
+    def _prompt_ids(self, prompts: Sequence[str]) -> list[list[int]]:
+        return [p[-self.cfg.block_size:] for p in self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+
+    def _write_generated(self, texts: Sequence[str], out: Path, what: str, params: dict[str, Any]) -> None:
+        activity = Activity("crawl-generate", {"what": what, **params})
+        batch = make_batch(list(texts), ids=[f"{what}:{i:06d}" for i in range(len(texts))], origin=Origin.MODEL.value,
                            evidence=Evidence.DECLARED.value, activity_id=activity.id, dataset=what)
         with DatasetWriter(out, activity) as w:
             w.write(batch)
+
+    def _generate(self, model: Any, prompts: Sequence[str], out: Path, seed: int, what: str) -> None:
+        """Continuations of ``prompts`` by ``model``, written as declared model text (the model's own output)."""
+        tok = self.tokenizer
+        new = generate_continuations(model, self._prompt_ids(prompts), self.cfg.decoding, pad_id=tok.pad_token_id,
+                                     eos_id=tok.eos_token_id, batch_size=self.cfg.generate_batch_size, seed=seed)
+        self._write_generated([tok.decode(x) for x in new], out, what,
+                              {"seed": seed, "decoding": self.cfg.decoding.to_dict()})
+
+    def _generate_crawl_text(self, model: Any, seed: int, n: int, unit: Path, us: int, what: str) -> None:
+        """The model text of crawl ``n``: continuations of the first M_n prompts, a share w of them watermarked.
+
+        Which prompts are watermarked depends on (seed, n, index) only: the same in every arm.
+        Writes ``unit/generated`` and ``unit/generated-watermarked.json`` (the mask; hidden truth).
+        """
+        cfg, tok = self.cfg, self.tokenizer
+        prompts = _texts(self.setup_dir / "human-prompts")[: cfg.model_blocks(n)]
+        keys = [f"s{seed}:g{n}:{i}" for i in range(len(prompts))]
+        new, mask = generate_with_share(model, self._prompt_ids(prompts), cfg.decoding, self.watermark,
+                                        cfg.watermark_share, ids=keys, pad_id=tok.pad_token_id,
+                                        eos_id=tok.eos_token_id, seed=us, batch_size=cfg.generate_batch_size,
+                                        watermark_seed=us + 7919)
+        params = {"seed": us, "decoding": cfg.decoding.to_dict(), "watermark_share": cfg.watermark_share,
+                  "watermark": self.watermark.fingerprint(tok)}  # the fingerprint: key id, never the key
+        self._write_generated([tok.decode(x) for x in new], unit / "generated", what, params)
+        write_json_atomic(unit / "generated-watermarked.json", {"watermarked": [bool(x) for x in mask]})
 
     # --- units ---------------------------------------------------------------
     def run_gen0(self, seed: int) -> None:
@@ -396,8 +500,7 @@ class CrawlRun:
         p_cal = trained.detector.predict_proba(_texts(self.setup_dir / "human-calibration"))
         thr = threshold_at_fpr(p_cal, cfg.detector_fpr)
         save_detector(trained.detector, unit / "detector")
-        prompts = _texts(self.setup_dir / "human-prompts")[: cfg.model_blocks(1)]
-        self._generate(model, prompts, unit / "generated", us, f"s{seed}:g1")
+        self._generate_crawl_text(model, seed, 1, unit, us, f"s{seed}:g1")
         row = {"seed": seed, "generation": 0, "test_ppl": ppl, "model_share": 0.0, "train_rows": len(train0),
                **self._train_metrics(train0, us), "seconds": time.perf_counter() - t0}
         det = {"threshold": thr, "fpr_target": cfg.detector_fpr, "calibration_fpr": float(np.mean(p_cal > thr)),
@@ -409,17 +512,21 @@ class CrawlRun:
         """Write crawl n of ``arm`` (what the arm sees) and return (its path, the hidden truth table)."""
         cfg = self.cfg
         m = cfg.model_blocks(n)
-        model_texts = _texts(self.unit_dir(seed, arm, n - 1) / "generated")[:m]
+        source = self.unit_dir(seed, arm, n - 1)
+        model_texts = _texts(source / "generated")[:m]
+        marked = json.loads((source / "generated-watermarked.json").read_text())["watermarked"][:m]
         res = _texts(self.setup_dir / "human-reservoir")
         order = np.random.default_rng([seed, 104729]).permutation(len(res))
         start = sum(cfg.crawl_size - cfg.model_blocks(k) for k in range(1, n))
         human_texts = [res[i] for i in order[start: start + cfg.crawl_size - m]]
         keys = [f"m{i}" for i in range(len(model_texts))] + [f"h{i}" for i in range(len(human_texts))]
         truth = ["model"] * len(model_texts) + ["human"] * len(human_texts)
+        watermarked = list(marked) + [False] * len(human_texts)
         ids = [opaque_id(seed, n, k) for k in keys]  # the same ids in every arm: common random numbers
         texts = model_texts + human_texts
         perm = np.argsort(ids)  # record order carries no truth
         ids, texts, truth = [ids[i] for i in perm], [texts[i] for i in perm], [truth[i] for i in perm]
+        watermarked = [watermarked[i] for i in perm]
         kept = (np.random.default_rng([seed, n, 15485863]).random(len(ids)) < cfg.kept_tags).tolist()
         origin = [t if k else Origin.UNKNOWN.value for t, k in zip(truth, kept)]
         evidence = [Evidence.DECLARED.value if k else None for k in kept]
@@ -429,7 +536,7 @@ class CrawlRun:
                            activity_id=activity.id, source_uri="crawl://web", dataset="crawl")
         with DatasetWriter(unit / "crawl", activity) as w:
             w.write(batch)
-        table = pa.table({"id": ids, "true_origin": truth, "kept_tag": kept})
+        table = pa.table({"id": ids, "true_origin": truth, "kept_tag": kept, "watermarked": watermarked})
         buf = pa.BufferOutputStream()
         pq.write_table(table, buf)
         write_bytes_atomic(unit / "truth.parquet", buf.getvalue().to_pybytes())
@@ -440,7 +547,9 @@ class CrawlRun:
         thr = json.loads((det / DONE).read_text())["detector"]["threshold"]
         values = {"budget": self.cfg.budget, "seed": unit_seed(seed, n), "detector": str(det / "detector"),
                   "threshold": repr(float(thr)), "reference": str(self.setup_dir / "human-train0"),
-                  "max_copies": self.cfg.max_copies}
+                  "max_copies": self.cfg.max_copies, "watermark_model": str(self.setup_dir / "base"),
+                  "watermark_key": str(self.key_path), "watermark_z": repr(float(self.cfg.watermark_z)),
+                  "watermark_greenlist_ratio": repr(float(self.cfg.watermark_greenlist_ratio))}
         try:
             return string.Template(self.arms[arm].read_text()).substitute(values)
         except (KeyError, ValueError) as exc:
@@ -476,19 +585,37 @@ class CrawlRun:
         sel_ids = sel.column("id").to_pylist()
         model_copies = sum(c for i, c in zip(sel_ids, copies or [1] * len(sel_ids)) if true[i] == "model")
         detector, thr = self.detector(seed)
-        p = detector.predict_proba(_texts(crawl_path))
+        crawl_texts = _texts(crawl_path)
+        p = detector.predict_proba(crawl_texts)
         crawl_ids = Dataset.open(crawl_path).read(columns=["id"]).column("id").to_pylist()
-        tpr, fpr = detector_rates(p, np.array([true[i] == "model" for i in crawl_ids]), thr)
+        is_model = np.array([true[i] == "model" for i in crawl_ids])
+        tpr, fpr = detector_rates(p, is_model, thr)
+        marked = dict(zip(truth["id"].to_pylist(), truth["watermarked"].to_pylist()))
+        wm_hit = self.scorer.score_texts(crawl_texts).above(cfg.watermark_z)
+        wm_marked = np.array([marked[i] for i in crawl_ids], dtype=bool)
+        removed = self.removed_ids(unit, crawl_ids, source)
+        precision, recall = removal_rates(removed, true)
         model = self._train(train_texts, us)
         ppl = self.test_ppl(model)
         if n < cfg.generations:
-            prompts = _texts(self.setup_dir / "human-prompts")[: cfg.model_blocks(n + 1)]
-            self._generate(model, prompts, unit / "generated", us, f"s{seed}:{arm}:g{n + 1}")
+            self._generate_crawl_text(model, seed, n + 1, unit, us, f"s{seed}:{arm}:g{n + 1}")
         row = {"seed": seed, "generation": n, "test_ppl": ppl, "model_share": model_copies / cfg.budget,
                "crawl_rows": len(crawl_ids), "crawl_model_share": cfg.model_blocks(n) / cfg.crawl_size,
                "selected_rows": len(sel_ids), "train_rows": len(train_texts), "detector_tpr": tpr,
-               "detector_fpr": fpr, **self._train_metrics(train_texts, us), "seconds": time.perf_counter() - t0}
+               "detector_fpr": fpr, "watermark_tpr": _share(wm_hit, wm_marked),
+               "watermark_model_recall": _share(wm_hit, is_model), "watermark_fpr": _share(wm_hit, ~is_model),
+               "crawl_watermarked_share": float(wm_marked.mean()), "removed_rows": len(removed),
+               "removal_precision": precision, "removal_recall": recall, **self._train_metrics(train_texts, us), "seconds": time.perf_counter() - t0}
         self._commit(unit, {"row": row})
+
+    def removed_ids(self, unit: Path, crawl_ids: Sequence[str], source: Path) -> set[str]:
+        """The crawl records the arm removed before its budget draw (the oracle: the ones it was not handed)."""
+        rejects = Dataset.open(unit / "selected").read("rejects", columns=["id", "drop_reason"]).to_pylist()
+        removed = {r["id"] for r in rejects if r["drop_reason"] != NOT_DRAWN}
+        if source != unit / "crawl":
+            given = set(Dataset.open(source).read(columns=["id"]).column("id").to_pylist())
+            removed |= set(crawl_ids) - given
+        return removed
 
     def _train_metrics(self, texts: Sequence[str], seed: int) -> dict[str, float]:
         tok = self.tokenizer

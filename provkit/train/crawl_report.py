@@ -11,6 +11,14 @@ Definitions (per seed ``s``; ``C`` = the collapse endpoint of :mod:`provkit.trai
   the denominator's paired differences includes 0 (naive and oracle not distinguishable).
 * **true model share**: the share of the B training blocks (copies counted) that model text wrote,
   by the hidden truth; mean over generations 1..N per seed, then the t interval over seeds.
+* **removal precision / recall**: of the crawl records an arm's pipeline removed before the budget
+  draw (the oracle: the records it was not handed), the share that model text wrote (precision;
+  undefined when nothing was removed), and the share of the crawl's model records removed
+  (recall); per seed the mean over generations 1..N, then the t interval over seeds.  Weighting
+  arms remove nothing (their recall is 0: they act through the draw).
+* **watermark TPR / FPR**: z >= ``watermark_z`` under the run's key on the crawl's watermarked
+  model records / human records (the same crawl in every arm at a generation, so these measure
+  the watermark, not the arm).
 * **collapse delay**: per seed, the first generation whose test perplexity exceeds 1.1 × its
   generation 0's; "> N" when none does.
 """
@@ -30,8 +38,10 @@ from provkit.errors import ConfigError
 from provkit.train.plots import plot_metric
 from provkit.train.stats import BOOTSTRAP, LEVEL, endpoints, generation_table, mean_interval
 
-PER_GENERATION = ("test_ppl", "model_share", "detector_tpr", "detector_fpr", "distinct_2", "self_bleu", "tail_recall",
-                  "vocab_diversity")
+PER_GENERATION = ("test_ppl", "model_share", "detector_tpr", "detector_fpr", "watermark_tpr", "watermark_fpr",
+                  "watermark_model_recall", "removal_precision", "removal_recall", "distinct_2", "self_bleu",
+                  "tail_recall", "vocab_diversity")
+PER_SEED_MEANS = ("model_share", "removal_precision", "removal_recall")  # mean over generations 1..N per seed
 DELAY_FACTOR = 1.1
 
 
@@ -79,20 +89,27 @@ def crawl_statistics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     arms = list(dict.fromkeys(r["condition"] for r in rows))
     last = max((int(r["generation"]) for r in rows), default=0)
     curves: dict[tuple[str, int], dict[int, float]] = {}
-    shares: dict[tuple[str, int], list[float]] = {}
+    later: dict[tuple[str, str, int], list[float]] = {}
     for r in rows:
         curves.setdefault((r["condition"], int(r["seed"])), {})[int(r["generation"])] = float(r["test_ppl"])
         if int(r["generation"]) >= 1:
-            shares.setdefault((r["condition"], int(r["seed"])), []).append(float(r["model_share"]))
+            for metric in PER_SEED_MEANS:
+                value = r.get(metric)
+                later.setdefault((metric, r["condition"], int(r["seed"])), []).append(
+                    float("nan") if value is None else float(value))
     headline, per_seed = [], []
     naive, oracle = c.get("naive", {}), c.get("oracle", {})
     for arm in arms:
         seeds = sorted(c.get(arm, {}))
         civ = mean_interval([c[arm][s] for s in seeds])
-        share = mean_interval([float(np.mean(shares[(arm, s)])) for s in seeds if (arm, s) in shares])
+        means = {m: mean_interval([_nanmean(later[(m, arm, s)]) for s in seeds if (m, arm, s) in later])
+                 for m in PER_SEED_MEANS}
+        share = means["model_share"]
         delays = {s: collapse_delay(curves[(arm, s)]) for s in seeds}
         row: dict[str, Any] = {"arm": arm, "n_seeds": civ.n, "C_mean": civ.mean, "C_low": civ.low, "C_high": civ.high,
                                "model_share": share.mean, "model_share_low": share.low, "model_share_high": share.high,
+                               **{f"{m}{k}": getattr(means[m], a) for m in PER_SEED_MEANS[1:]
+                                  for k, a in (("", "mean"), ("_low", "low"), ("_high", "high"))},
                                "delays": [delays[s] for s in seeds],
                                "collapsed_seeds": sum(d is not None for d in delays.values())}
         common = sorted(set(naive) & set(oracle) & set(c.get(arm, {})))
@@ -105,6 +122,13 @@ def crawl_statistics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         per_seed += [{"arm": arm, "seed": s, "C": c[arm][s], "delay": delays[s]} for s in seeds]
     return {"generations": last, "headline": headline, "per_seed": per_seed,
             "by_generation": generation_table(rows, PER_GENERATION)}
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    """Mean of the finite values (NaN when none: e.g. precision of an arm that never removed anything)."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else float("nan")
 
 
 def _iv(m: float, lo: float, hi: float, d: int = 3) -> str:
@@ -135,22 +159,32 @@ def markdown(stats: Mapping[str, Any], config: Mapping[str, Any]) -> str:
              f"B = {config.get('budget')} blocks per generation, crawl = (1 + {config.get('oversample')}) B, model share "
              f"schedule m_n = {config.get('schedule')}, kept tags t = {config.get('kept_tags')}, seeds {config.get('seeds')}, "
              f"detector {config.get('detector_kind')} at {config.get('detector_fpr')} FPR on held-out human blocks "
-             "(trained once per seed at generation 1, never retrained).", "",
+             "(trained once per seed at generation 1, never retrained); a share "
+             f"{config.get('watermark_share')} of the model text watermarked (green-list, bias "
+             f"{config.get('watermark_bias')}, gamma {config.get('watermark_greenlist_ratio')}), the watermark arms "
+             f"drop z >= {config.get('watermark_z')}.", "",
              "C = mean over generations 1..N of (log ppl_n − log ppl_0) on the human test blocks (lower is better); "
              "gap recovered = (C_naive − C_arm)/(C_naive − C_oracle), a ratio of paired mean differences with a "
-             "bootstrap 95 % interval over seeds; delay = first generation with ppl > 1.1 × generation 0 (per seed).", "",
-             "| arm | C [95% CI] | gap recovered [95% CI] | true model share trained on [95% CI] | collapse delay per seed |",
-             "|---|---|---|---|---|"]
+             "bootstrap 95 % interval over seeds; delay = first generation with ppl > 1.1 × generation 0 (per seed); "
+             "removed = the crawl records the arm's steps dropped before the budget draw, scored against the hidden "
+             "truth (precision: model share of them; recall: share of the model records removed).", "",
+             "| arm | C [95% CI] | gap recovered [95% CI] | true model share trained on [95% CI] | "
+             "removed: precision [95% CI] | removed: recall [95% CI] | collapse delay per seed |",
+             "|---|---|---|---|---|---|---|"]
     for r in stats["headline"]:
         lines.append(f"| {r['arm']} | {_iv(r['C_mean'], r['C_low'], r['C_high'], 4)} | {gap_text(r)} | "
-                     f"{_iv(r['model_share'], r['model_share_low'], r['model_share_high'], 2)} | {delay_text(r, n)} |")
+                     f"{_iv(r['model_share'], r['model_share_low'], r['model_share_high'], 2)} | "
+                     f"{_iv(r.get('removal_precision'), r.get('removal_precision_low'), r.get('removal_precision_high'), 2)} | "
+                     f"{_iv(r.get('removal_recall'), r.get('removal_recall_low'), r.get('removal_recall_high'), 2)} | "
+                     f"{delay_text(r, n)} |")
     den = next((r for r in stats["headline"] if "denominator" in r), None)
     if den:
         lines += ["", f"Denominator C_naive − C_oracle: {_iv(den['denominator'], den['denominator_low'], den['denominator_high'], 4)}"
                       + (" — its interval includes 0, so no arm's gap is estimable at this seed count."
                          if not den["gap_estimable"] else ".")]
     lines += ["", "## Per generation (mean [95% CI] over seeds)", ""]
-    for metric in ("test_ppl", "model_share", "detector_tpr", "detector_fpr"):
+    for metric in ("test_ppl", "model_share", "removal_recall", "detector_tpr", "detector_fpr", "watermark_tpr",
+                   "watermark_fpr"):
         lines += [f"### {metric}", "", "| arm | " + " | ".join(f"gen {g}" for g in range(n + 1)) + " |",
                   "|---|" + "---|" * (n + 1)]
         for arm in dict.fromkeys(r["arm"] for r in stats["headline"]):
@@ -178,7 +212,8 @@ def write_crawl_report(run: str | Path) -> tuple[Path, list[Path]]:
     write_json_atomic(run / "statistics.json", json.loads(json.dumps(stats, default=float)))
     figs = []
     (run / "figures").mkdir(exist_ok=True)
-    for metric, log in (("test_ppl", True), ("model_share", False), ("detector_tpr", False), ("detector_fpr", False)):
+    for metric, log in (("test_ppl", True), ("model_share", False), ("detector_tpr", False), ("detector_fpr", False),
+                        ("watermark_tpr", False)):
         figs.append(plot_metric(stats["by_generation"], metric, run / "figures" / f"crawl-{metric}.png", log=log))
     text = markdown(stats, config) + "\n" + "\n".join(f"![{p.stem}](figures/{p.name})" for p in figs) + "\n"
     write_bytes_atomic(run / "report.md", text.encode())

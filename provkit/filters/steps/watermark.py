@@ -8,6 +8,7 @@ TOML::
     key_file = "wm.key"                  # or key_env = "PROV_WM_KEY"; never the key itself
     policy = "drop"                      # drop: z >= z_threshold is dropped (reason watermark_z)
     z_threshold = 4.0                    # weight: w = (1 - Phi(z - z_threshold))^beta, capped, mean 1
+    ignore_repeated_ngrams = true        # each distinct n-gram scored once (the default)
 
 Scores are the annotation columns ``watermark_tokens``, ``watermark_green_fraction``,
 ``watermark_z``, ``watermark_p`` and ``watermark_status`` (``ok`` / ``too short``);
@@ -36,7 +37,16 @@ import pyarrow.compute as pc
 from provkit.errors import ConfigError
 from provkit.filters.step import ORDER, BaseStep, RowPlanStep, decisions, reasons_where, row_plan
 from provkit.filters.steps.detector import importance_weights
-from provkit.lm.watermark import COLUMNS, DEFAULT_MIN_TOKENS, DEFAULT_Z, SEEDING_SCHEMES, Z, WatermarkConfig, load_scorer
+from provkit.lm.watermark import (
+    COLUMNS,
+    DEFAULT_MIN_TOKENS,
+    DEFAULT_Z,
+    IGNORE_REPEATED_NGRAMS,
+    SEEDING_SCHEMES,
+    Z,
+    WatermarkConfig,
+    load_scorer,
+)
 from provkit.lm.watermark_data import watermark_batch
 
 WATERMARK_POLICIES = ("drop", "weight")
@@ -58,6 +68,7 @@ class WatermarkStepConfig:
     seeding_scheme: str = "lefthash"
     greenlist_ratio: float = 0.25
     context_width: int = 1
+    ignore_repeated_ngrams: bool = IGNORE_REPEATED_NGRAMS  # score each distinct n-gram once
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -105,7 +116,8 @@ class _WatermarkScore:
     def scorer(self) -> Any:
         if self._scorer is None:
             try:
-                self._scorer = load_scorer(self.config.model, self.config.watermark(), min_tokens=self.config.min_tokens)
+                self._scorer = load_scorer(self.config.model, self.config.watermark(), min_tokens=self.config.min_tokens,
+                                           ignore_repeated_ngrams=self.config.ignore_repeated_ngrams)
             except ConfigError as exc:
                 message = str(exc)
                 raise ConfigError(message if message.startswith(("key_", "model", "watermark")) else f"model: {message}") from None
