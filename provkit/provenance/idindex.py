@@ -194,9 +194,10 @@ class IdIndex:
         q = _Ids.of(ids, self.hasher)
         dup = np.zeros(len(q), dtype=bool)
         if len(q):
-            _repeats(q.hashes, np.argsort(q.hashes, kind="stable"), q.offsets, q.data, dup)
-            self._mark_seen(q, dup)
-            self._add(q, np.flatnonzero(~dup))
+            order = np.argsort(q.hashes, kind="stable")  # one sort serves the three steps
+            _repeats(q.hashes, order, q.offsets, q.data, dup)
+            self._mark_seen(q, dup, order)
+            self._add(q, order[~dup[order]], presorted=True)
         return dup
 
     def contains(self, ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -204,7 +205,7 @@ class IdIndex:
         q = _Ids.of(ids, self.hasher)
         found = np.zeros(len(q), dtype=bool)
         if len(q):
-            self._mark_seen(q, found)
+            self._mark_seen(q, found, np.argsort(q.hashes, kind="stable"))
         return found
 
     def add(self, ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> None:
@@ -238,12 +239,11 @@ class IdIndex:
         self.close()
 
     # --- lookups ------------------------------------------------------------------
-    def _mark_seen(self, q: _Ids, found: np.ndarray) -> None:
-        """Set ``found`` where an id of ``q`` is in a run (exact)."""
-        todo = np.flatnonzero(~found)
-        if not len(todo):
+    def _mark_seen(self, q: _Ids, found: np.ndarray, order: np.ndarray) -> None:
+        """Set ``found`` where an id of ``q`` is in a run (exact); ``order`` sorts ``q`` by hash."""
+        order = order[~found[order]]
+        if not len(order) or not (self.runs or self.disk):
             return
-        order = todo[np.argsort(q.hashes[todo], kind="stable")]
         sorted_h = q.hashes[order]
         for run in self.runs:
             pos = np.searchsorted(run.hashes, sorted_h)
@@ -287,10 +287,12 @@ class IdIndex:
         del run_h, run_off, run_data  # unmapped: the touched pages leave this process
 
     # --- adding, merging, spilling ------------------------------------------------
-    def _add(self, q: _Ids, take: np.ndarray) -> None:
+    def _add(self, q: _Ids, take: np.ndarray, presorted: bool = False) -> None:
+        """Remember the ids ``take`` of ``q`` (``presorted``: ``take`` is already in hash order)."""
         if not len(take):
             return
-        take = take[np.argsort(q.hashes[take], kind="stable")]
+        if not presorted:
+            take = take[np.argsort(q.hashes[take], kind="stable")]
         offsets, data = _gather(q.offsets, q.data, take)
         self.runs.append(_Run(q.hashes[take], offsets, data))
         self._in_memory += len(take)
