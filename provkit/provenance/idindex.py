@@ -25,7 +25,7 @@ bytes inside each group of equal hashes; the earliest occurrence is the
 original).
 
 Memory: at most ``budget`` ids in memory runs, i.e. ``budget · (8 + 8 +
-mean id bytes)`` bytes (hash, offset, bytes; about 40 MiB for 2²¹ ids of 4
+mean id bytes)`` bytes (hash, offset, bytes; about 21 MiB for 2²⁰ ids of 6
 bytes; transiently twice that while a spill merges), plus one slice of
 ``8 · slice_ids`` bytes (8 MiB) while a lookup streams a disk run - the same at
 ten million ids as at one hundred million.  Disk: ``16 + id bytes`` per id.
@@ -59,7 +59,7 @@ from provkit.core.hashing import string_buffers, string_hashes
 Hasher = Callable[[pa.Array], np.ndarray]
 """Arrow string array -> one uint64 per string, a function of its bytes only."""
 
-DEFAULT_BUDGET = 1 << 21
+DEFAULT_BUDGET = 1 << 20
 """Ids held in memory before the runs spill to disk."""
 SLICE_IDS = 1 << 20
 """Hashes of a disk run read at a time during a lookup (8 MiB)."""
@@ -187,6 +187,7 @@ class IdIndex:
         self.runs: list[_Run] = []
         self.disk: list[_DiskRun] = []
         self._in_memory = 0
+        self.spills = 0  # runs ever written to disk (kept after close: what a run cost)
 
     # --- the public operations ------------------------------------------------
     def duplicates(self, ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -315,6 +316,7 @@ class IdIndex:
         run.offsets.tofile(disk.path("offsets"))
         run.data.tofile(disk.path("ids"))
         self.disk.append(disk)
+        self.spills += 1
 
 
 def _merge(runs: list[_Run]) -> _Run:

@@ -10,11 +10,15 @@ their reason (``on_error="skip"``).  Invariant, per run and per source:
 ``read = written + quarantined``.
 
 Duplicate ids are found exactly with :class:`provkit.provenance.idindex.IdIndex`
-in bounded memory: at most ``id_budget`` ids (default 2²¹) are held in memory,
-``8 + 8 + len(id)`` bytes each (hash, offset, UTF-8 bytes: about 40 MiB for
-short ids, the same at 10 M records as at 100 M); beyond that they spill to
-sorted runs on disk beside the output's staging directory (``16 + len(id)``
-bytes per record), removed when the run ends, committed or not.
+in bounded memory: at most ``id_budget`` ids (default 2²⁰) are held in memory,
+``8 + 8 + len(id)`` bytes each (stable 64-bit hash, offset, UTF-8 bytes: about
+22 MiB for 7-byte ids, transiently about three times that while a full budget
+is sorted and spilled) - the same at 10 M records as at 100 M.  Beyond the
+budget the ids spill to sorted runs on disk (``16 + len(id)`` bytes per
+record) beside the output's staging directory, removed when the run ends,
+committed or not; a hash match is confirmed by comparing the id bytes, so a
+hash collision is never reported as a duplicate.  Everything else is per
+chunk (``block_bytes``, at most three chunks in flight).
 """
 
 from __future__ import annotations
@@ -186,6 +190,8 @@ class _Problems:
         rows = np.flatnonzero(np.asarray(mask, dtype=bool) & (self.code < 0))
         if not len(rows):
             return
+        if not self.code.flags.writeable:  # shipped back from another process (Ray hands out read-only arrays)
+            self.code = self.code.copy()
         if not callable(reason):
             self.code[rows] = len(self.reasons)
             self.reasons.append(reason)
@@ -412,11 +418,15 @@ class Ingest:
         self.summary.by_origin = {str(k): int(v) for k, v in self.origins.most_common()}
 
     def checked_chunks(self) -> Iterator[tuple[RawChunk, _Checked]]:
-        """Every source's chunks in order, each with its :meth:`check` (an engine may compute these elsewhere)."""
+        """Every source's chunks in order, each with its :meth:`check` (an engine may compute these elsewhere).
+
+        Reading and checking (parse, field checks, content hashes: no run state)
+        run in the prefetch thread, so they overlap with the run-state part
+        (:meth:`finish`: duplicate ids) and the Parquet writing here.
+        """
         opts = self.cfg.read_options()
         for source in self.sources:
-            for chunk in prefetch(read_source(source, opts)):
-                yield chunk, self.check(chunk, source)
+            yield from prefetch((chunk, self.check(chunk, source)) for chunk in read_source(source, opts))
 
     def tag(self, chunk: RawChunk, source: Source) -> _Tagged:
         """Check a chunk's rows and turn the good ones into schema records; fail or collect the bad ones."""
