@@ -56,19 +56,22 @@ def test_stable_hash_matches_a_plain_python_reference():
     assert string_hashes(sliced).tolist() == [fnv_fmix_reference(s) for s in ids]
 
 
-@pytest.mark.parametrize("budget,slice_ids", [(40, 7), (300, 64), (10**9, 1 << 20)])
-def test_duplicates_across_spilled_runs_match_a_python_set(budget, slice_ids):
+@pytest.mark.parametrize("budget,map_bytes", [(40, 56), (300, 1024), (10**9, 32 << 20)])
+def test_duplicates_across_spilled_and_merged_runs_match_a_python_set(budget, map_bytes):
     rng = np.random.default_rng(budget)
     ids = [f"doc-{x}" for x in rng.integers(0, 2500, size=6000)]
-    with IdIndex(max_runs=3, budget=budget, slice_ids=slice_ids) as index:
+    with IdIndex(max_runs=3, budget=budget, map_bytes=map_bytes) as index:
         check_against_a_set(index, ids, 250)
         assert (index.spills > 0) == (budget < 6000)
+        assert len(index.disk) <= 3
+        if budget == 40:
+            assert index.spills > 10  # spills and merges of the disk runs
 
 
 def test_a_hash_collision_is_never_a_duplicate():
     rng = np.random.default_rng(1)
     ids = [f"{x}" for x in rng.integers(0, 5000, size=4000)]  # 1-4 digits: every length collides with thousands
-    with IdIndex(max_runs=2, budget=200, slice_ids=16, hasher=by_length) as index:
+    with IdIndex(max_runs=2, budget=200, map_bytes=128, hasher=by_length) as index:
         check_against_a_set(index, ids, 300)
         assert index.spills > 0
 

@@ -10,12 +10,16 @@ every process) and the bytes themselves.  Ids live in *runs*, each sorted by
   and **spilled** to ``spill_dir`` as three raw files: ``run-K.hash``
   (uint64, sorted), ``run-K.offsets`` (int64, n + 1) and ``run-K.ids`` (the
   id bytes in the same order).
-* **disk runs** - looked up by streaming ``run-K.hash`` in slices of
-  ``slice_ids`` hashes (``np.fromfile``, one reusable-size slice in memory at a
-  time, no mapping that would stay resident) and ``searchsorted``-ing the
-  batch's sorted hashes into each slice; only the positions whose hash matches
-  are then compared byte for byte, through a short-lived ``np.memmap`` of
-  ``run-K.offsets`` / ``run-K.ids`` that touches only those pages.
+* **disk runs** - looked up with ``searchsorted`` of the batch's sorted hashes
+  on a read-only mapping of ``run-K.hash``; the sorted queries are cut into
+  one part per ``map_bytes`` (32 MiB) of the run's hashes and each part gets
+  a fresh mapping, so the pages a part touched (about its share of the run)
+  leave the process before the next.  Only the positions whose hash matches
+  are then compared byte for byte, through short-lived mappings of
+  ``run-K.offsets`` / ``run-K.ids``.  When there are more than ``max_runs``
+  disk runs they are merged into one, a hash range at a time (ranges of
+  ``[0, 2^64)`` holding about ``budget`` ids each: hashes are close to
+  uniform), so a lookup costs ``O(max_runs · log n)`` per id.
 
 Exactness: a hash match is never taken as equality - the id bytes are compared,
 so two different ids with the same 64-bit hash are two ids (the bytes are
@@ -25,16 +29,16 @@ bytes inside each group of equal hashes; the earliest occurrence is the
 original).
 
 Memory: at most ``budget`` ids in memory runs, i.e. ``budget · (8 + 8 +
-mean id bytes)`` bytes (hash, offset, bytes; about 21 MiB for 2²⁰ ids of 6
-bytes; transiently twice that while a spill merges), plus one slice of
-``8 · slice_ids`` bytes (8 MiB) while a lookup streams a disk run - the same at
-ten million ids as at one hundred million.  Disk: ``16 + id bytes`` per id.
-Time: a lookup of ``q`` ids costs ``O(q log q)`` plus one sequential read of
-every spilled hash (``8 · n`` bytes, from the page cache in practice) - per
-batch, so a whole run of ``n`` ids in batches of ``b`` reads ``8 · n² / (2b)``
-bytes: about 7 GB at n = 10⁷ and b = 1.2·10⁵ (a few seconds of memory
-bandwidth), 0.7 TB at 10⁸.  Run count does not change that figure, so disk
-runs are not merged.
+mean id bytes)`` bytes (hash, offset, bytes; about 22 MiB for 2²⁰ ids of 6-7
+bytes; transiently about three times that while a spill or a disk merge sorts
+one range), plus about ``map_bytes`` of mapped pages during a lookup - the
+same at ten million ids as at one hundred million.  Disk: ``16 + id bytes``
+per id, twice that during a merge.  Time per batch of ``q`` ids:
+``O(q log q)`` for the sort plus ``O(q · log n)`` per run; but a batch of
+random ids touches most pages of a large run, so a run of ``n`` ids in
+batches of ``b`` faults in about ``8 · n² / (2b)`` bytes of hashes from the
+page cache in all (about 3 GB at n = 10⁷, b = 1.2·10⁵); a disk merge rewrites
+every spilled id once per ``max_runs`` spills.
 
 The spill directory is created on the first spill and removed by
 :meth:`IdIndex.close` (the index is a context manager); the ingest puts it
@@ -61,8 +65,8 @@ Hasher = Callable[[pa.Array], np.ndarray]
 
 DEFAULT_BUDGET = 1 << 20
 """Ids held in memory before the runs spill to disk."""
-SLICE_IDS = 1 << 20
-"""Hashes of a disk run read at a time during a lookup (8 MiB)."""
+MAP_BYTES = 32 << 20
+"""A lookup maps a disk run's hashes afresh for every this many bytes of them (see ``_disk_candidates``)."""
 
 
 @dataclass(frozen=True)
@@ -175,12 +179,12 @@ class IdIndex:
     """
 
     def __init__(self, max_runs: int = 8, *, budget: int = DEFAULT_BUDGET, spill_dir: str | Path | None = None,
-                 slice_ids: int = SLICE_IDS, hasher: Hasher = string_hashes):
-        if budget < 1 or max_runs < 1 or slice_ids < 1:
-            raise ValueError("budget, max_runs and slice_ids must be >= 1")
+                 map_bytes: int = MAP_BYTES, hasher: Hasher = string_hashes):
+        if budget < 1 or max_runs < 1 or map_bytes < 8:
+            raise ValueError("budget and max_runs must be >= 1, map_bytes >= 8")
         self.max_runs = max_runs
         self.budget = budget
-        self.slice_ids = slice_ids
+        self.map_bytes = map_bytes
         self.hasher = hasher  # any function of the bytes; a weak one only costs time (the tests force collisions)
         self.spill_root = Path(spill_dir) if spill_dir is not None else None
         self._spill_dir: Path | None = None  # created on the first spill
@@ -258,31 +262,32 @@ class IdIndex:
                 self._confirm_on_disk(disk, q, cand_q, cand_pos, found)
 
     def _disk_candidates(self, disk: _DiskRun, sorted_h: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(query, position) pairs whose hashes match, streaming the run's hashes slice by slice."""
+        """(query, position) pairs whose hashes match: ``searchsorted`` on a mapping of the run's hashes.
+
+        The sorted queries are cut into as many equal parts as the run has ``map_bytes`` of hashes, and each
+        part gets a fresh mapping: a part touches about its share of the run's pages, released after it.
+        """
         cand_q, cand_pos = [], []
-        path = disk.path("hash")
-        for start in range(0, disk.n, self.slice_ids):
-            piece = np.fromfile(path, dtype=np.uint64, count=min(self.slice_ids, disk.n - start), offset=start * 8)
-            lo = np.searchsorted(sorted_h, piece[0], "left")
-            hi = np.searchsorted(sorted_h, piece[-1], "right")
-            if lo >= hi:
-                continue
-            pos = np.searchsorted(piece, sorted_h[lo:hi])
-            hit = pos < len(piece)
-            hit[hit] = piece[pos[hit]] == sorted_h[lo:hi][hit]
+        parts = max(1, min(len(sorted_h), -(-8 * disk.n // self.map_bytes)))
+        cuts = np.linspace(0, len(sorted_h), parts + 1).astype(np.int64)
+        for lo, hi in zip(cuts[:-1], cuts[1:]):
+            keys = sorted_h[lo:hi]
+            run_h = _map(disk.path("hash"), np.uint64, disk.n)
+            pos = np.searchsorted(run_h, keys)
+            hit = pos < disk.n
+            hit[hit] = run_h[pos[hit]] == keys[hit]
+            del run_h
             cand_q.append(order[lo:hi][hit])
-            cand_pos.append(pos[hit] + start)
+            cand_pos.append(pos[hit])
         if not cand_q:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(cand_q), np.concatenate(cand_pos)
 
     @staticmethod
     def _confirm_on_disk(disk: _DiskRun, q: _Ids, cand_q: np.ndarray, cand_pos: np.ndarray, found: np.ndarray) -> None:
-        run_h = np.memmap(disk.path("hash"), dtype=np.uint64, mode="r", shape=(disk.n,))
-        run_off = np.memmap(disk.path("offsets"), dtype=np.int64, mode="r", shape=(disk.n + 1,))
-        size = disk.path("ids").stat().st_size
-        run_data = np.memmap(disk.path("ids"), dtype=np.uint8, mode="r", shape=(size,)) if size else \
-            np.zeros(0, np.uint8)
+        run_h = _map(disk.path("hash"), np.uint64, disk.n)
+        run_off = _map(disk.path("offsets"), np.int64, disk.n + 1)
+        run_data = _map(disk.path("ids"), np.uint8, disk.path("ids").stat().st_size)
         _confirm(np.asarray(run_h), np.asarray(run_off), np.asarray(run_data), q.hashes, q.offsets, q.data,
                  cand_q, cand_pos, found)
         del run_h, run_off, run_data  # unmapped: the touched pages leave this process
@@ -317,6 +322,52 @@ class IdIndex:
         run.data.tofile(disk.path("ids"))
         self.disk.append(disk)
         self.spills += 1
+        if len(self.disk) > self.max_runs:
+            self._merge_disk()
+
+    def _merge_disk(self) -> None:
+        """Merge every disk run into one, a hash range at a time (about ``budget`` ids in memory at once).
+
+        Hashes are close to uniform, so ``parts`` equal ranges of ``[0, 2^64)`` each hold about
+        ``total / parts`` ids; ties keep the older run first.
+        """
+        assert self._spill_dir is not None
+        total = sum(r.n for r in self.disk)
+        parts = -(-total // self.budget)
+        bounds = np.array([(k << 64) // parts for k in range(1, parts)], dtype=np.uint64)
+        merged = _DiskRun(self._spill_dir / f"run-{self.spills:05d}", total)
+        written = 0
+        with open(merged.path("hash"), "wb") as fh, open(merged.path("offsets"), "wb") as fo, \
+                open(merged.path("ids"), "wb") as fd:
+            for k in range(parts):
+                run = _merge([_range_of(r, bounds, k) for r in self.disk])
+                run.hashes.tofile(fh)
+                (run.offsets[:-1] + written).tofile(fo)
+                run.data.tofile(fd)
+                written += len(run.data)
+            np.array([written], dtype=np.int64).tofile(fo)
+        for old in self.disk:
+            for part in ("hash", "offsets", "ids"):
+                old.path(part).unlink()
+        self.disk = [merged]
+        self.spills += 1
+
+
+def _map(path: Path, dtype: type, n: int) -> np.ndarray:
+    """A read-only mapping of ``n`` items of ``path`` (pages come in when touched, leave when it is dropped)."""
+    if n == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
+
+
+def _range_of(disk: _DiskRun, bounds: np.ndarray, k: int) -> _Run:
+    """The ids of ``disk`` whose hashes fall in range ``k`` of ``bounds``, read into memory."""
+    run_h = _map(disk.path("hash"), np.uint64, disk.n)
+    lo = int(np.searchsorted(run_h, bounds[k - 1])) if k > 0 else 0
+    hi = int(np.searchsorted(run_h, bounds[k])) if k < len(bounds) else disk.n
+    offsets = np.array(_map(disk.path("offsets"), np.int64, disk.n + 1)[lo: hi + 1])
+    data = np.fromfile(disk.path("ids"), dtype=np.uint8, count=int(offsets[-1] - offsets[0]), offset=int(offsets[0]))
+    return _Run(np.array(run_h[lo:hi]), offsets - offsets[0], data)
 
 
 def _merge(runs: list[_Run]) -> _Run:
