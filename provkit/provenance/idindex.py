@@ -18,7 +18,7 @@ every process) and the bytes themselves.  Ids live in *runs*, each sorted by
   are then compared byte for byte, through short-lived mappings of
   ``run-K.offsets`` / ``run-K.ids``.  When there are more than ``max_runs``
   disk runs they are merged into one, a hash range at a time (ranges of
-  ``[0, 2^64)`` holding about ``budget`` ids each: hashes are close to
+  ``[0, 2^64)`` holding about ``budget / 2`` ids each: hashes are close to
   uniform), so a lookup costs ``O(max_runs · log n)`` per id.
 
 Exactness: a hash match is never taken as equality - the id bytes are compared,
@@ -29,7 +29,7 @@ bytes inside each group of equal hashes; the earliest occurrence is the
 original).
 
 Memory: at most ``budget`` ids in memory runs, i.e. ``budget · (8 + 8 +
-mean id bytes)`` bytes (hash, offset, bytes; about 22 MiB for 2²⁰ ids of 6-7
+mean id bytes)`` bytes (hash, offset, bytes; about 11 MiB for 2¹⁹ ids of 6-7
 bytes; transiently about three times that while a spill or a disk merge sorts
 one range), plus about ``map_bytes`` of mapped pages during a lookup - the
 same at ten million ids as at one hundred million.  Disk: ``16 + id bytes``
@@ -63,7 +63,7 @@ from provkit.core.hashing import string_buffers, string_hashes
 Hasher = Callable[[pa.Array], np.ndarray]
 """Arrow string array -> one uint64 per string, a function of its bytes only."""
 
-DEFAULT_BUDGET = 1 << 20
+DEFAULT_BUDGET = 1 << 19
 """Ids held in memory before the runs spill to disk."""
 MAP_BYTES = 32 << 20
 """A lookup maps a disk run's hashes afresh for every this many bytes of them (see ``_disk_candidates``)."""
@@ -326,14 +326,14 @@ class IdIndex:
             self._merge_disk()
 
     def _merge_disk(self) -> None:
-        """Merge every disk run into one, a hash range at a time (about ``budget`` ids in memory at once).
+        """Merge every disk run into one, a hash range at a time (about ``budget / 2`` ids in memory at once).
 
         Hashes are close to uniform, so ``parts`` equal ranges of ``[0, 2^64)`` each hold about
         ``total / parts`` ids; ties keep the older run first.
         """
         assert self._spill_dir is not None
         total = sum(r.n for r in self.disk)
-        parts = -(-total // self.budget)
+        parts = -(-2 * total // self.budget)  # ranges of about budget / 2 ids: the sort needs a few times that
         bounds = np.array([(k << 64) // parts for k in range(1, parts)], dtype=np.uint64)
         merged = _DiskRun(self._spill_dir / f"run-{self.spills:05d}", total)
         written = 0

@@ -10,9 +10,9 @@ their reason (``on_error="skip"``).  Invariant, per run and per source:
 ``read = written + quarantined``.
 
 Duplicate ids are found exactly with :class:`provkit.provenance.idindex.IdIndex`
-in bounded memory: at most ``id_budget`` ids (default 2²⁰) are held in memory,
+in bounded memory: at most ``id_budget`` ids (default 2¹⁹) are held in memory,
 ``8 + 8 + len(id)`` bytes each (stable 64-bit hash, offset, UTF-8 bytes: about
-22 MiB for 7-byte ids, transiently about three times that while a full budget
+11 MiB for 7-byte ids, transiently about three times that while a full budget
 is sorted and spilled) - the same at 10 M records as at 100 M.  Beyond the
 budget the ids spill to sorted runs on disk (``16 + len(id)`` bytes per
 record) beside the output's staging directory, removed when the run ends,

@@ -9,7 +9,7 @@ all inputs: a repeated id stops the merge (``on_duplicate="fail"``, naming the
 id and both datasets) or keeps the first record (``"skip"``, counted).
 
 Memory: one batch at a time plus the exact id check
-(:class:`provkit.provenance.idindex.IdIndex`: at most 2²⁰ ids in memory, the
+(:class:`provkit.provenance.idindex.IdIndex`: at most 2¹⁹ ids in memory, the
 rest spilled to a temporary directory that is removed when the merge ends).
 """
 
