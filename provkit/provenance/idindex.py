@@ -18,7 +18,7 @@ every process) and the bytes themselves.  Ids live in *runs*, each sorted by
   are then compared byte for byte, through short-lived mappings of
   ``run-K.offsets`` / ``run-K.ids``.  When there are more than ``max_runs``
   disk runs they are merged into one, a hash range at a time (ranges of
-  ``[0, 2^64)`` holding about ``budget / 2`` ids each: hashes are close to
+  ``[0, 2^64)`` holding about ``budget / 4`` ids each: hashes are close to
   uniform), so a lookup costs ``O(max_runs · log n)`` per id.
 
 Exactness: a hash match is never taken as equality - the id bytes are compared,
@@ -326,14 +326,14 @@ class IdIndex:
             self._merge_disk()
 
     def _merge_disk(self) -> None:
-        """Merge every disk run into one, a hash range at a time (about ``budget / 2`` ids in memory at once).
+        """Merge every disk run into one, a hash range at a time (about ``budget / 4`` ids in memory at once).
 
         Hashes are close to uniform, so ``parts`` equal ranges of ``[0, 2^64)`` each hold about
         ``total / parts`` ids; ties keep the older run first.
         """
         assert self._spill_dir is not None
         total = sum(r.n for r in self.disk)
-        parts = -(-2 * total // self.budget)  # ranges of about budget / 2 ids: the sort needs a few times that
+        parts = -(-4 * total // self.budget)  # ranges of about budget / 4 ids: the sort needs a few times that
         bounds = np.array([(k << 64) // parts for k in range(1, parts)], dtype=np.uint64)
         merged = _DiskRun(self._spill_dir / f"run-{self.spills:05d}", total)
         written = 0

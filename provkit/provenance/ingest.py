@@ -18,7 +18,8 @@ budget the ids spill to sorted runs on disk (``16 + len(id)`` bytes per
 record) beside the output's staging directory, removed when the run ends,
 committed or not; a hash match is confirmed by comparing the id bytes, so a
 hash collision is never reported as a duplicate.  Everything else is per
-chunk (``block_bytes``, at most three chunks in flight).
+chunk (``block_bytes``, at most three chunks in flight: one checked and
+waiting, one being read and checked, one being written).
 """
 
 from __future__ import annotations
@@ -426,7 +427,9 @@ class Ingest:
         """
         opts = self.cfg.read_options()
         for source in self.sources:
-            yield from prefetch((chunk, self.check(chunk, source)) for chunk in read_source(source, opts))
+            # depth 1: one checked chunk waits while the next is read and checked (a chunk holds its raw
+            # table and its records: a deeper queue fills up whenever writing or an id spill stalls this thread)
+            yield from prefetch(((chunk, self.check(chunk, source)) for chunk in read_source(source, opts)), depth=1)
 
     def tag(self, chunk: RawChunk, source: Source) -> _Tagged:
         """Check a chunk's rows and turn the good ones into schema records; fail or collect the bad ones."""
