@@ -16,6 +16,16 @@ Peak RSS of a run is read with ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``
 in a launcher process whose only child is that run.
 
     python benchmarks/ingest.py [--mb 300] [--small-mb 100] [--keep DIR]
+
+``--short N1,N2,...`` measures short records instead (``{"id": n, "text": 20
+words}``, ~124 bytes a line: 10M records are ~1.25 GB): N1 (default 1M)
+records with the peer and provkit (the throughput ratio, target >= 0.5), then
+provkit alone at each larger count (the peer would hold the whole file in
+memory), and the peak RSS of provkit at each count against N1 (target <= 1.2x:
+the duplicate-id check spills to disk beyond its memory budget).  Each corpus
+is generated into the work directory and deleted after its runs.
+
+    nice -n 10 python benchmarks/ingest.py --short 1000000,10000000
 """
 
 from __future__ import annotations
@@ -74,6 +84,21 @@ def make_corpus(path: Path, mb: int, seed: int = 0) -> int:
     return n
 
 
+def make_short_corpus(path: Path, records: int, seed: int = 0, words: int = 20, pool: int = 1 << 20) -> int:
+    """Write ``records`` JSON lines ``{"id": n, "text": ...}`` of ``words`` random words; returns the count.
+
+    The texts cycle through a pool of ``pool`` random texts (the words need no JSON escaping), so ten
+    million lines take seconds to write; every id is distinct.
+    """
+    rng = random.Random(seed)
+    texts = [" ".join(rng.choices(WORDS, k=words)) for _ in range(min(pool, records))]
+    with open(path, "w") as f:
+        for start in range(0, records, 50000):
+            f.writelines('{"id": %d, "text": "%s"}\n' % (n, texts[n % len(texts)])
+                         for n in range(start, min(records, start + 50000)))
+    return records
+
+
 def measure(code: str, src: Path, out: Path) -> tuple[float, int, int]:
     """(seconds of work, rows, peak RSS in KiB) of ``code`` run on ``src`` in a fresh subprocess."""
     cmd = [sys.executable, "-c", LAUNCH, sys.executable, "-c", code, str(src), str(out)]
@@ -86,9 +111,17 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=300, help="corpus size in MB")
     ap.add_argument("--small-mb", type=int, default=100, help="the smaller corpus for the memory comparison")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    ap.add_argument("--short", help="comma-separated record counts of short (20-word) records, e.g. 1000000,10000000")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="provkit-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.short:
+        try:
+            short_records([int(n) for n in args.short.split(",")], work)
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+        return
     results = {}
     try:
         for mb in (args.small_mb, args.mb):
@@ -117,6 +150,38 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def short_records(counts: list[int], work: Path) -> None:
+    """Throughput against the peer at ``counts[0]`` short records; provkit's peak RSS at every count."""
+    rss: dict[int, int] = {}
+    for i, n in enumerate(counts):
+        src = work / f"short-{n}.jsonl"
+        t = time.perf_counter()
+        make_short_corpus(src, n)
+        mbs = src.stat().st_size / 1e6
+        print(f"corpus: {n:,} records of 20 words ({mbs:.0f} MB, generated in {time.perf_counter() - t:.1f}s)",
+              flush=True)
+        if i == 0:
+            peer = measure(PEER, src, work / "peer.parquet")
+            (work / "peer.parquet").unlink()
+            assert peer[1] == n, (peer, n)
+            print(f"  pyarrow read_json+write_table: {peer[0]:7.2f}s  {n / peer[0]:9,.0f} records/s  "
+                  f"peak RSS {peer[2] / 1024:6.0f} MiB", flush=True)
+        out = work / f"prov-{n}"
+        prov = measure(PROVKIT, src, out)
+        assert prov[1] == n, (prov, n)
+        rss[n] = prov[2]
+        print(f"  provkit ingest:                {prov[0]:7.2f}s  {n / prov[0]:9,.0f} records/s  "
+              f"peak RSS {prov[2] / 1024:6.0f} MiB", flush=True)
+        if i == 0:
+            print(f"throughput ratio provkit/pyarrow at {n:,} short records: {peer[0] / prov[0]:.2f} (target >= 0.5)")
+        shutil.rmtree(out, ignore_errors=True)
+        src.unlink()
+    base = counts[0]
+    for n in counts[1:]:
+        print(f"peak RSS provkit at {n:,} vs {base:,} records: {rss[n] / 1024:.0f} / {rss[base] / 1024:.0f} MiB = "
+              f"x{rss[n] / rss[base]:.2f} (target <= 1.2)")
 
 
 if __name__ == "__main__":

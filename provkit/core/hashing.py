@@ -8,6 +8,14 @@
 function serves compiled kernels (a ``uint64`` scalar), NumPy callers (a
 ``uint64`` array; the input is not modified) and :func:`fmix64_int` (a Python int).
 
+``string_hashes(arr)`` is a stable 64-bit hash of each string of an Arrow
+string array: FNV-1a over the UTF-8 bytes (``h = (h XOR byte) * 0x100000001B3``
+from ``h_0 = 0xCBF29CE484222325``), then :func:`fmix64`.  It reads the array's
+buffers in one compiled pass (no Python object per row) and, unlike Python's
+salted ``hash()``, is the same in every process.  Equal strings hash equal;
+different strings may collide (about n²/2⁶⁵ pairs among n), so callers that
+must be exact compare the strings on a hash match.
+
 ``seeded_uniform(ids, seed, salt)`` is ``blake2b(salt | seed | id)`` (8 bytes,
 little-endian) shifted to 53 bits and scaled to ``[0, 1)``: it depends only on
 (id, seed, salt), so every engine and every batching draws the same numbers.
@@ -37,6 +45,46 @@ def fmix64(h):  # pragma: no cover - compiled
     h = h ^ (h >> np.uint64(33))
     h = h * np.uint64(FMIX_MUL2)
     return h ^ (h >> np.uint64(33))
+
+
+FNV_OFFSET = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
+
+
+@numba.njit(cache=True, nogil=True)
+def _fnv_fmix(offsets, data, out):  # pragma: no cover - compiled
+    for i in range(len(out)):
+        h = np.uint64(FNV_OFFSET)
+        for k in range(offsets[i], offsets[i + 1]):
+            h = (h ^ np.uint64(data[k])) * np.uint64(FNV_PRIME)
+        out[i] = fmix64(h)
+
+
+def string_buffers(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets, data)`` of a string array as NumPy views: row ``i`` is ``data[offsets[i]:offsets[i + 1]]``.
+
+    Nulls read as empty strings; chunked and sliced arrays are handled (int64 offsets, zero-copy where possible).
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if not (pa.types.is_large_string(arr.type) or pa.types.is_string(arr.type)):
+        arr = arr.cast(pa.string())
+    if arr.null_count:
+        arr = arr.fill_null("")
+    wide = pa.types.is_large_string(arr.type)
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, dtype=np.int64 if wide else np.int32)[arr.offset: arr.offset + len(arr) + 1] \
+        if off_buf is not None else np.zeros(len(arr) + 1, dtype=np.int64)
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, dtype=np.uint8)
+    return offsets.astype(np.int64, copy=False), data
+
+
+def string_hashes(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A stable 64-bit hash (``uint64``) of each string: FNV-1a of its UTF-8 bytes, then :func:`fmix64`."""
+    offsets, data = string_buffers(arr)
+    out = np.empty(len(offsets) - 1, dtype=np.uint64)
+    _fnv_fmix(offsets, data, out)
+    return out
 
 
 def fmix64_int(h: int) -> int:

@@ -9,7 +9,17 @@ line/row and the problem, nothing committed) or go to ``DS/quarantine/`` with
 their reason (``on_error="skip"``).  Invariant, per run and per source:
 ``read = written + quarantined``.
 
-Duplicate ids are found with :class:`IdIndex` (8 bytes per record seen).
+Duplicate ids are found exactly with :class:`provkit.provenance.idindex.IdIndex`
+in bounded memory: at most ``id_budget`` ids (default 2¹⁹) are held in memory,
+``8 + 8 + len(id)`` bytes each (stable 64-bit hash, offset, UTF-8 bytes: about
+11 MiB for 7-byte ids, transiently about three times that while a full budget
+is sorted and spilled) - the same at 10 M records as at 100 M.  Beyond the
+budget the ids spill to sorted runs on disk (``16 + len(id)`` bytes per
+record) beside the output's staging directory, removed when the run ends,
+committed or not; a hash match is confirmed by comparing the id bytes, so a
+hash collision is never reported as a duplicate.  Everything else is per
+chunk (``block_bytes``, at most three chunks in flight: one checked and
+waiting, one being read and checked, one being written).
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from provkit.core.atomic import dumps_json
 from provkit.errors import ConfigError, InputError
 from provkit.provenance.annotate import RecordAnnotator
 from provkit.provenance.carry import carry_columns
+from provkit.provenance.idindex import DEFAULT_BUDGET, IdIndex
 from provkit.provenance.manifest import MANIFEST, Activity
 from provkit.provenance.reader import Dataset
 from provkit.provenance.readers import (
@@ -163,74 +174,39 @@ class IngestSummary:
         return asdict(self)
 
 
-class IdIndex:
-    """The ids seen so far, as sorted runs of 64-bit hashes (8 bytes per record).
-
-    ``duplicates(ids)`` marks the ids seen before (or earlier in the same
-    batch) and remembers the others.  Two different ids collide with
-    probability about n²/2⁶⁵ (n = records; ~3e-6 at ten million), and a
-    collision is reported as a duplicate.  Runs are merged when there are more
-    than ``max_runs``, so a lookup costs O(max_runs · log n).
-    """
-
-    def __init__(self, max_runs: int = 8):
-        self.runs: list[np.ndarray] = []
-        self.max_runs = max_runs
-
-    @staticmethod
-    def hashes(ids: Iterable[str]) -> np.ndarray:
-        return np.fromiter((hash(i) for i in ids), dtype=np.int64)
-
-    def duplicates(self, ids: list[str]) -> np.ndarray:
-        h = self.hashes(ids)
-        dup = np.zeros(len(h), dtype=bool)
-        for run in self.runs:
-            at = np.minimum(np.searchsorted(run, h), len(run) - 1)
-            dup |= run[at] == h
-        _, first = np.unique(h, return_index=True)
-        repeated = np.ones(len(h), dtype=bool)
-        repeated[first] = False
-        dup |= repeated
-        self.add_hashes(h[~dup])
-        return dup
-
-    def contains(self, h: np.ndarray) -> np.ndarray:
-        """Which of the hashes ``h`` were seen (no side effect)."""
-        found = np.zeros(len(h), dtype=bool)
-        for run in self.runs:
-            at = np.minimum(np.searchsorted(run, h), len(run) - 1)
-            found |= run[at] == h
-        return found
-
-    def add_hashes(self, h: np.ndarray) -> None:
-        if len(h):
-            self.runs.append(np.sort(h))
-        if len(self.runs) > self.max_runs:
-            self.runs = [np.sort(np.concatenate(self.runs))]
-
-    def __len__(self) -> int:
-        return sum(len(r) for r in self.runs)
-
-
 # ------------------------------------------------------------------ checks
 def _is_text_type(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 class _Problems:
-    """The first problem of each row of a chunk (``None`` where the row is fine)."""
+    """The first problem of each row of a chunk: ``code[i]`` indexes ``reasons`` (-1 where the row is fine)."""
 
     def __init__(self, n: int):
-        self.reason = np.full(n, None, dtype=object)
+        self.code = np.full(n, -1, dtype=np.int32)
+        self.reasons: list[str] = []
 
     def flag(self, mask: Any, reason: str | Callable[[int], str]) -> None:
-        mask = np.asarray(mask, dtype=bool) & (self.reason == None)
-        for i in np.flatnonzero(mask):
-            self.reason[i] = reason(int(i)) if callable(reason) else reason
+        """Give the rows of ``mask`` that have no problem yet this one (a callable is asked per row)."""
+        rows = np.flatnonzero(np.asarray(mask, dtype=bool) & (self.code < 0))
+        if not len(rows):
+            return
+        if not self.code.flags.writeable:  # shipped back from another process (Ray hands out read-only arrays)
+            self.code = self.code.copy()
+        if not callable(reason):
+            self.code[rows] = len(self.reasons)
+            self.reasons.append(reason)
+            return
+        for i in rows.tolist():
+            self.code[i] = len(self.reasons)
+            self.reasons.append(reason(i))
+
+    def reason(self, i: int) -> str:
+        return self.reasons[self.code[i]]
 
     @property
     def bad(self) -> np.ndarray:
-        return self.reason != None
+        return self.code >= 0
 
 
 def _mask(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -254,11 +230,11 @@ def origins_of(table: pa.Table, cfg: IngestConfig, problems: _Problems) -> pa.Ar
     """Per-row origin: the origin field where given (lower-cased; null is ``unknown``), else ``--origin``."""
     n = table.num_rows
     if "origin" not in table.column_names:
-        return pa.array(np.full(n, cfg.origin, dtype=object), pa.string())
+        return pa.repeat(pa.scalar(cfg.origin, pa.string()), n)
     col = table.column("origin")
     if not _is_text_type(col.type) and not pa.types.is_null(col.type):
         problems.flag(_mask(pc.is_valid(col)), type_reason(cfg.origin_field or "origin", str(col.type)))
-        return pa.array(np.full(n, cfg.origin, dtype=object), pa.string())
+        return pa.repeat(pa.scalar(cfg.origin, pa.string()), n)
     col = pc.utf8_lower(pc.utf8_trim_whitespace(col.cast(pa.string()))).combine_chunks()
     col = pc.fill_null(col, Origin.UNKNOWN.value)  # a missing origin is unknown, never the --origin default
     unknown = _mask(pc.invert(pc.is_in(col, value_set=pa.array(ORIGINS))))
@@ -289,11 +265,13 @@ def parents_of(table: pa.Table, cfg: IngestConfig, problems: _Problems) -> pa.Ar
     """Per-row parent ids: a string field becomes a one-element list; null becomes []."""
     n = table.num_rows
     if "parent" not in table.column_names:
-        return pa.array([[] for _ in range(n)], pa.list_(pa.string()))
+        return _empty_lists(n)
     col = table.column("parent").combine_chunks()
     if _is_text_type(col.type) or pa.types.is_null(col.type):
-        values = col.cast(pa.string()).to_pylist()
-        return pa.array([[v] if v else [] for v in values], pa.list_(pa.string()))
+        col = col.cast(pa.string())
+        given = _mask(pc.greater(pc.binary_length(col), 0))  # null and "" give no parent
+        offsets = np.concatenate(([0], np.cumsum(given))).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), col.filter(pa.array(given)).cast(pa.string()))
     if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
         try:
             return pc.fill_null(col.cast(pa.list_(pa.string())), pa.scalar([], pa.list_(pa.string())))
@@ -301,7 +279,12 @@ def parents_of(table: pa.Table, cfg: IngestConfig, problems: _Problems) -> pa.Ar
             pass
     problems.flag(_mask(pc.is_valid(col)), type_reason(cfg.parent_field or "parent", str(col.type),
                                                         "a string or a list of strings"))
-    return pa.array([[] for _ in range(n)], pa.list_(pa.string()))
+    return _empty_lists(n)
+
+
+def _empty_lists(n: int) -> pa.Array:
+    """``n`` empty lists of strings."""
+    return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()))
 
 
 def _bad_rows(table: pa.Table, chunk: RawChunk, problems: _Problems) -> list[BadRecord]:
@@ -310,7 +293,7 @@ def _bad_rows(table: pa.Table, chunk: RawChunk, problems: _Problems) -> list[Bad
     for i in np.flatnonzero(problems.bad):
         row = {k: v for k, v in table.slice(int(i), 1).to_pylist()[0].items() if k not in (POS, SOURCE)}
         raw = json.dumps(row, default=str, ensure_ascii=False)
-        out.append(BadRecord(chunk.source, pos[i], chunk.unit, problems.reason[i],
+        out.append(BadRecord(chunk.source, pos[i], chunk.unit, problems.reason(int(i)),
                              raw[:RAW_KEEP], len(raw.encode("utf-8", "surrogateescape"))))
     return out
 
@@ -335,7 +318,7 @@ class Ingest:
     """One ingest run into ``out`` (created, or appended to when it holds a dataset)."""
 
     def __init__(self, sources: list[str], out: str | Path, cfg: IngestConfig,
-                 annotator: RecordAnnotator | None = None):
+                 annotator: RecordAnnotator | None = None, *, id_budget: int = DEFAULT_BUDGET):
         cfg.check()
         self.cfg = cfg
         self.specs = [spec_name(s, i) for i, s in enumerate(sources)] if len(sources) > 1 else \
@@ -344,8 +327,9 @@ class Ingest:
         self.sources: list[Source] = self.resolved.sources
         self.out = Path(out)
         self._refuse_out_inside_inputs()
-        self.ids = IdIndex()
-        self.parent_index = IdIndex()  # ids of the --parent-dataset records
+        self.id_budget = id_budget
+        self.ids = IdIndex(budget=id_budget)
+        self.parent_index = IdIndex(budget=id_budget)  # ids of the --parent-dataset records
         # a ``metadata`` column in every batch when any source can bring one (one schema per run)
         self.metadata = bool(cfg.keep_fields) or any(s.kind in ("provkit", "hf") for s in self.sources)
         self.activity = Activity("ingest", {"sources": self.specs, **asdict(cfg)}, used=self.specs)
@@ -386,12 +370,15 @@ class Ingest:
         # "append" creates the dataset when there is none; which it was is known only under the writer's lock
         writer = DatasetWriter(self.out, self.activity, parents=parents, mode="append")
         self.mode = self.summary.mode = "appended" if writer.existing is not None else "created"
-        with writer:
+        # spilled id runs live beside the staging directory (same prefix: a later writer sweeps what a kill left)
+        self.ids = IdIndex(budget=self.id_budget, spill_dir=f"{writer.workdir}-ids")
+        self.parent_index = IdIndex(budget=self.id_budget, spill_dir=f"{writer.workdir}-parent-ids")
+        with writer, self.ids, self.parent_index:
             if writer.existing is not None:
                 self._remember_existing_ids(writer.existing)
             for parent in self.cfg.parent_datasets:
                 for batch in Dataset.open(parent).iter_batches("data", columns=["id"], batch_size=65536):
-                    self.parent_index.add_hashes(IdIndex.hashes(batch.column(0).to_pylist()))
+                    self.parent_index.add(batch.column(0))
             for chunk, checked in self.checked_chunks():
                 tagged = self.finish(chunk, checked)
                 if self.annotator is not None and tagged.batch is not None and tagged.batch.num_rows:
@@ -415,7 +402,7 @@ class Ingest:
 
     def _remember_existing_ids(self, existing: Dataset) -> None:
         for batch in existing.iter_batches("data", columns=["id"], batch_size=65536):
-            self.ids.add_hashes(IdIndex.hashes(batch.column(0).to_pylist()))
+            self.ids.add(batch.column(0))
 
     def _account(self, chunk: RawChunk, tagged: _Tagged) -> None:
         written = tagged.batch.num_rows if tagged.batch is not None else 0
@@ -432,11 +419,17 @@ class Ingest:
         self.summary.by_origin = {str(k): int(v) for k, v in self.origins.most_common()}
 
     def checked_chunks(self) -> Iterator[tuple[RawChunk, _Checked]]:
-        """Every source's chunks in order, each with its :meth:`check` (an engine may compute these elsewhere)."""
+        """Every source's chunks in order, each with its :meth:`check` (an engine may compute these elsewhere).
+
+        Reading and checking (parse, field checks, content hashes: no run state)
+        run in the prefetch thread, so they overlap with the run-state part
+        (:meth:`finish`: duplicate ids) and the Parquet writing here.
+        """
         opts = self.cfg.read_options()
         for source in self.sources:
-            for chunk in prefetch(read_source(source, opts)):
-                yield chunk, self.check(chunk, source)
+            # depth 1: one checked chunk waits while the next is read and checked (a chunk holds its raw
+            # table and its records: a deeper queue fills up whenever writing or an id spill stalls this thread)
+            yield from prefetch(((chunk, self.check(chunk, source)) for chunk in read_source(source, opts)), depth=1)
 
     def tag(self, chunk: RawChunk, source: Source) -> _Tagged:
         """Check a chunk's rows and turn the good ones into schema records; fail or collect the bad ones."""
@@ -463,11 +456,11 @@ class Ingest:
         problems, ids = checked.problems, checked.ids
         ok = ~problems.bad
         ok_idx = np.flatnonzero(ok)
-        id_list = pc.filter(ids, pa.array(ok)).to_pylist()
+        ok_ids = pc.filter(ids, pa.array(ok))
         dangling = np.zeros(chunk.table.num_rows, dtype=bool)
         missing: dict[int, str] = {}
         if checked.records is not None:
-            for j, parent in self._dangling_parents(checked.records.column("parent_ids"), id_list).items():
+            for j, parent in self._dangling_parents(checked.records.column("parent_ids"), ok_ids).items():
                 dangling[ok_idx[j]] = True
                 missing[int(ok_idx[j])] = parent
         problems.flag(dangling, lambda i: f"dangling parent id {missing[i]!r}: no record with this id in this "
@@ -475,7 +468,7 @@ class Ingest:
         self.summary.dangling_parents += int(dangling.sum())
         dup = np.zeros(chunk.table.num_rows, dtype=bool)
         live = ~dangling[ok_idx]
-        dup[ok_idx[live]] = self.ids.duplicates([i for i, keep in zip(id_list, live) if keep])
+        dup[ok_idx[live]] = self.ids.duplicates(pc.filter(ok_ids, pa.array(live)) if not live.all() else ok_ids)
         dup_ids = ids.to_pylist() if dup.any() else []
         problems.flag(dup, lambda i: f"duplicate id {dup_ids[i]!r} (already in this dataset or this run)")
         bad = sorted(chunk.bad + _bad_rows(chunk.table, chunk, problems), key=lambda b: (b.pos is not None, b.pos or 0))
@@ -486,7 +479,7 @@ class Ingest:
         drop = (dup | dangling)[ok_idx]
         return _Tagged(checked.records.filter(pa.array(~drop)) if drop.any() else checked.records, bad)
 
-    def _dangling_parents(self, parents: pa.Array, chunk_ids: list[str]) -> dict[int, str]:
+    def _dangling_parents(self, parents: pa.Array, chunk_ids: pa.Array) -> dict[int, str]:
         """Row -> its first parent id that names no known record (this chunk, this run, the dataset, parents)."""
         if isinstance(parents, pa.ChunkedArray):
             parents = parents.combine_chunks()
@@ -494,12 +487,14 @@ class Ingest:
         if not len(flat):
             return {}
         rows = pc.list_parent_indices(parents).to_numpy()
-        values = flat.to_pylist()
-        h = IdIndex.hashes(values)
-        known = np.isin(h, IdIndex.hashes(chunk_ids)) | self.ids.contains(h) | self.parent_index.contains(h)
+        known = _mask(pc.is_in(flat, value_set=chunk_ids.cast(flat.type)))
+        for index in (self.ids, self.parent_index):
+            unknown = np.flatnonzero(~known)
+            if len(unknown):
+                known[unknown] = index.contains(flat.take(pa.array(unknown)))
         out: dict[int, str] = {}
         for k in np.flatnonzero(~known):
-            out.setdefault(int(rows[k]), values[k])
+            out.setdefault(int(rows[k]), flat[int(k)].as_py())
         return out
 
     def _records(self, table: pa.Table, ids: pa.Array, origin: pa.Array, parents: pa.Array,

@@ -8,8 +8,9 @@ inputs have is null in the records of the others.  The output's activity
 all inputs: a repeated id stops the merge (``on_duplicate="fail"``, naming the
 id and both datasets) or keeps the first record (``"skip"``, counted).
 
-Memory: one batch at a time plus 8 bytes per record for the id check
-(:class:`provkit.provenance.ingest.IdIndex`).
+Memory: one batch at a time plus the exact id check
+(:class:`provkit.provenance.idindex.IdIndex`: at most 2¹⁹ ids in memory, the
+rest spilled to a temporary directory that is removed when the merge ends).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from provkit.errors import ConfigError, DatasetError
-from provkit.provenance.ingest import IdIndex
+from provkit.provenance.idindex import IdIndex
 from provkit.provenance.manifest import Activity
 from provkit.provenance.reader import Dataset
 from provkit.provenance.schema import COLUMNS, SCHEMA, check_schema
@@ -109,7 +110,7 @@ def merge_datasets(inputs: Sequence[str | Path], out: str | Path, *, on_duplicat
     origins: Counter[str] = Counter()
     start = time.perf_counter()
     with DatasetWriter(out, activity, parents=[ds.path for ds in datasets],
-                       mode="overwrite" if overwrite else "create") as writer:
+                       mode="overwrite" if overwrite else "create") as writer, ids:
         for ds, name in zip(datasets, names):
             written = 0
             for batch in ds.iter_batches("data"):

@@ -16,8 +16,11 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from provkit.core.hashing import string_buffers
 from provkit.core.text import normalize_text
 
 SCHEMA_VERSION = "1.0"
@@ -85,12 +88,54 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_ASCII_SPACE = np.zeros(256, dtype=bool)
+_ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # the ASCII characters str.strip() removes
+
+
 def content_hashes(texts: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
-    """:func:`content_hash` of every text, as an Arrow string array (same digests, one pass)."""
-    if isinstance(texts, (pa.Array, pa.ChunkedArray)):
-        texts = texts.to_pylist()
-    sha, norm = hashlib.sha256, normalize_text
-    return pa.array([sha(norm(t).encode("utf-8")).hexdigest() for t in texts], type=pa.string())
+    """:func:`content_hash` of every text, as an Arrow string array (the same digests, in bulk).
+
+    A text already in normal form (ASCII - NFC leaves it as it is - with no
+    ``\\r`` and no outer whitespace, found with Arrow compute and NumPy over the
+    whole array) is hashed straight from the Arrow buffer; only the others go
+    through :func:`normalize_text`.  The 32-byte digests become hex in one NumPy
+    pass.
+    """
+    arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    offsets, data = string_buffers(arr)
+    plain = _in_normal_form(arr, offsets, data)
+    sha, view, bounds = hashlib.sha256, memoryview(data), offsets.tolist()
+    digests = [b""] * len(arr)
+    for i in np.flatnonzero(plain).tolist():
+        digests[i] = sha(view[bounds[i]: bounds[i + 1]]).digest()
+    others = np.flatnonzero(~plain)
+    if len(others):
+        for i, text in zip(others.tolist(), arr.take(pa.array(others)).to_pylist()):
+            digests[i] = sha(normalize_text(text).encode("utf-8")).digest()
+    raw = np.frombuffer(b"".join(digests), dtype=np.uint8)
+    hexed = np.empty(2 * len(raw), dtype=np.uint8)
+    hexed[0::2], hexed[1::2] = _HEX[raw >> 4], _HEX[raw & 15]
+    hex_offsets = np.arange(0, 64 * len(arr) + 1, 64, dtype=np.int32)
+    return pa.StringArray.from_buffers(len(arr), pa.py_buffer(hex_offsets), pa.py_buffer(hexed))
+
+
+def _in_normal_form(arr: pa.Array, offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Rows whose text :func:`normalize_text` provably leaves unchanged (ASCII, no CR, no outer whitespace)."""
+    if not len(data):
+        return np.ones(len(arr), dtype=bool)
+    ascii_ = np.asarray(pc.fill_null(pc.string_is_ascii(arr), True).to_numpy(zero_copy_only=False), dtype=bool)
+    starts, ends = offsets[:-1], offsets[1:]
+    nonempty = ends > starts
+    first = data[np.minimum(starts, len(data) - 1)]
+    last = data[np.clip(ends - 1, 0, len(data) - 1)]
+    plain = ascii_ & ~(nonempty & (_ASCII_SPACE[first] | _ASCII_SPACE[last]))
+    if (data == 13).any():
+        plain &= ~np.asarray(pc.fill_null(pc.match_substring(arr, "\r"), False).to_numpy(zero_copy_only=False),
+                             dtype=bool)
+    return plain
 
 
 @dataclass(frozen=True)
@@ -145,7 +190,7 @@ def make_batch(
 
     def col(value: Any) -> Any:
         if value is None or isinstance(value, (str, float, int, datetime)):
-            return [value] * n
+            return _Repeat(value, n)
         if isinstance(value, (pa.Array, pa.ChunkedArray)):
             if len(value) != n:
                 raise ValueError(f"column has {len(value)} values for {n} texts")
@@ -157,13 +202,14 @@ def make_batch(
 
     now = ingested_at or utcnow()
     origins = col(origin)
-    distinct = origins.unique().to_pylist() if isinstance(origins, (pa.Array, pa.ChunkedArray)) else origins
+    distinct = origins.unique().to_pylist() if isinstance(origins, (pa.Array, pa.ChunkedArray)) else \
+        [origins.value] if isinstance(origins, _Repeat) else origins
     bad = sorted({o for o in distinct if o not in ORIGINS}, key=str)
     if bad:
         raise ValueError(f"unknown origin {bad[0]!r}; expected one of {', '.join(ORIGINS)}")
-    gens = [g.to_row() if g is not None else None for g in (generators or [None] * n)]
+    gens: Any = _Repeat(None, n) if generators is None else [g.to_row() if g is not None else None for g in generators]
     if parent_ids is None:
-        parents: Any = [[] for _ in range(n)]
+        parents: Any = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()))
     elif isinstance(parent_ids, (pa.Array, pa.ChunkedArray)):
         parents = parent_ids
     else:
@@ -187,7 +233,24 @@ def make_batch(
     return pa.RecordBatch.from_arrays([_as_array(arrays[f.name], f.type) for f in SCHEMA], schema=SCHEMA)
 
 
+@dataclass(frozen=True)
+class _Repeat:
+    """One value for every row of a batch (built in one Arrow call, no Python list)."""
+
+    value: Any
+    n: int
+
+    def array(self, type_: pa.DataType) -> pa.Array:
+        if self.value is None:
+            return pa.nulls(self.n, type_)
+        if pa.types.is_dictionary(type_):
+            return pa.repeat(pa.scalar(self.value, type_.value_type), self.n).cast(type_)
+        return pa.repeat(pa.scalar(self.value, type_), self.n)
+
+
 def _as_array(values: Any, type_: pa.DataType) -> pa.Array:
+    if isinstance(values, _Repeat):
+        return values.array(type_)
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array):
