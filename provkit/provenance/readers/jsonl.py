@@ -75,6 +75,22 @@ def json_depth(line: bytes) -> int:
     return int(np.cumsum(step).max(initial=0))
 
 
+_NOT_BRACKET_OR_NEWLINE = bytes(c for c in range(256) if c not in b"{[\n")
+
+
+def _may_nest_deeper(block: bytes) -> bool:
+    """Whether some line of ``block`` has more than :data:`MAX_JSON_DEPTH` opening brackets.
+
+    The block is first reduced to its ``{``, ``[`` and newline bytes (one C
+    ``bytes.translate`` pass), so the per-line count runs over a few bytes a
+    line instead of every byte.
+    """
+    arr = np.frombuffer(block.translate(None, _NOT_BRACKET_OR_NEWLINE), dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    bounds = np.concatenate(([-1], ends, [len(arr)]))
+    return bool((np.diff(bounds) - 1 > MAX_JSON_DEPTH).any())
+
+
 def _blank_deep_lines(source: Source, block: bytes, first: int) -> tuple[bytes, list[BadRecord]]:
     """Lines nested deeper than :data:`MAX_JSON_DEPTH`, blanked out of ``block`` and reported as bad.
 
@@ -86,6 +102,8 @@ def _blank_deep_lines(source: Source, block: bytes, first: int) -> tuple[bytes, 
     are measured exactly.
     """
     if block.count(b"{") + block.count(b"[") <= MAX_JSON_DEPTH:
+        return block, []
+    if not _may_nest_deeper(block):
         return block, []
     arr = np.frombuffer(block, dtype=np.uint8)
     ends = np.flatnonzero(arr == 10)
