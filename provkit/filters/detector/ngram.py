@@ -9,7 +9,7 @@ A text ``x`` becomes ``[w ; c ; z]``:
   ``1 + log(tf)`` and L2-normalised rows (``sublinear_tf``);
 * ``z``: for each character n-gram order ``n`` in ``novelty_ngrams`` the
   **novelty** ``u_n(x)`` — the share of ``x``'s character n-grams (with
-  multiplicity, hashed into ``2**novelty_features_log2`` buckets) that occur
+  multiplicity, every digit read as ``0``, hashed into ``2**novelty_features_log2`` buckets) that occur
   in *no* human training document (no other group of them, for a training text)::
 
       u_n(x) = sum_{g in G_n(x), g not in H_n} tf(g) / sum_{g in G_n(x)} tf(g)
@@ -36,6 +36,7 @@ no novelty, as they were trained.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
@@ -47,6 +48,7 @@ from sklearn.preprocessing import normalize
 from provkit.filters.detector.params import DetectorError, Progress, dataclass_from_params, params_of
 
 WORD_PATTERN = r"(?u)\w+|[^\w\s]"
+DIGIT = re.compile(r"\d")
 CHUNK = 512
 LEGACY_PARAMS = {"sublinear_tf": False, "novelty_ngrams": [0, 0]}  # what a detector saved without these keys used
 
@@ -95,6 +97,7 @@ class NgramFeaturizer:
         ]
 
     def _novelty_counts(self, texts: list[str], n: int) -> sp.csr_matrix:
+        texts = [DIGIT.sub("0", t) for t in texts]  # digits are interchangeable: 0x7f and 0x3a are alike
         return HashingVectorizer(analyzer="char", ngram_range=(n, n), n_features=2**self.novelty_features_log2,
                                  alternate_sign=False, norm=None, lowercase=False, dtype=np.float64).transform(texts)
 
