@@ -435,7 +435,8 @@ def filter_command(
     minhash_threshold: Optional[float] = typer.Option(None, "--minhash-threshold", help="Target Jaccard similarity."),
     quality: bool = typer.Option(False, "--quality", help="Drop repetitive / degenerate / very short texts."),
     detector: Optional[str] = typer.Option(None, "--detector", help="Detector directory (prov detector train)."),
-    max_model_prob: Optional[float] = typer.Option(None, "--max-model-prob", help="Drop records with P(model) above this (0.5 unless --detector-beta)."),
+    detector_fpr: Optional[float] = typer.Option(None, "--detector-fpr", help="Drop above the detector's calibrated threshold at this FPR (default 0.01 unless --detector-beta; one of its calibrated targets)."),
+    max_model_prob: Optional[float] = typer.Option(None, "--max-model-prob", help="Explicit override of --detector-fpr: drop records with P(model) above this."),
     detector_beta: Optional[float] = typer.Option(None, "--detector-beta", help="Weight (1 - P(model))^beta instead of dropping."),
     tail_alpha: Optional[float] = typer.Option(None, "--tail-alpha", help="Tail weights proportional to rarity^alpha."),
     tail_target: Optional[int] = typer.Option(None, "--tail-target", help="Resample to this many records by tail weight."),
@@ -453,7 +454,8 @@ def filter_command(
     """Curate a dataset: dedup, quality, detector, tail weighting, mixing; writes kept + rejects + report."""
     flags = FilterFlags(
         dedup=tuple(d.strip() for d in dedup.split(",") if d.strip()) if dedup else (),
-        minhash_threshold=minhash_threshold, quality=quality, detector=detector, max_model_prob=max_model_prob,
+        minhash_threshold=minhash_threshold, quality=quality, detector=detector, detector_fpr=detector_fpr,
+        max_model_prob=max_model_prob,
         detector_beta=detector_beta, tail_alpha=tail_alpha, tail_target=tail_target, mix=mix,
         mix_records=mix_records, mix_tokens=mix_tokens, mix_alpha=mix_alpha, seed=seed,
     )

@@ -74,6 +74,38 @@ def test_drop_policy_drops_above_max_model_prob_mostly_model_text(det, mix, tmp_
     assert "sample_weight" not in kept.column_names
 
 
+def test_default_drop_is_at_the_detectors_stored_1pct_fpr_threshold_and_the_report_says_so(det, mix, tmp_path):
+    report, out = _filter(mix, tmp_path / "o", "--detector", det)
+    detector = load_detector(det)
+    t = detector.threshold_at(0.01)
+    kept, rejects = out.read(), out.read("rejects")
+    raw = dict(zip(kept.column("id").to_pylist(), kept.column("detector_raw").to_pylist()))
+    texts = Dataset.open(mix).read(columns=["id", "text"])
+    expected = dict(zip(texts.column("id").to_pylist(), detector.decision_function(texts.column("text").to_pylist())))
+    assert raw == pytest.approx({i: expected[i] for i in raw}, abs=1e-9)  # detector_raw is the detector's raw score
+    assert max(kept.column("detector_raw").to_pylist()) <= t.threshold < min(rejects.column("detector_raw").to_pylist())
+    assert rejects.num_rows == sum(v > t.threshold for v in expected.values()) > 0
+    decision = report["steps"][0]["decision"]["drop"]
+    assert decision["column"] == "detector_raw" and decision["threshold"] == t.threshold
+    assert decision["target_fpr"] == 0.01 and decision["n_human"] == t.n_human == detector.calibration.n_human
+    assert decision["detector_id"] == detector.fingerprint
+    assert '"target_fpr": 0.01' in (out.path / "report.md").read_text()
+
+
+def test_fpr_picks_another_calibrated_threshold_and_an_uncalibrated_fpr_is_one_clear_error(det, mix, tmp_path):
+    report, out = _filter(mix, tmp_path / "o", "--detector", det, "--detector-fpr", 0.05)
+    t5 = load_detector(det).threshold_at(0.05).threshold
+    assert report["steps"][0]["decision"]["drop"]["threshold"] == t5
+    assert max(out.read().column("detector_raw").to_pylist()) <= t5 < min(out.read("rejects").column("detector_raw").to_pylist())
+    res = runner.invoke(app, ["filter", str(mix), "--out", str(tmp_path / "o2"), "--detector", str(det),
+                              "--detector-fpr", "0.02"])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
+    assert "steps[0].fpr: 0.02 was not calibrated" in res.stderr and "(calibrated: 0.001, 0.01, 0.05)" in res.stderr
+    assert not (tmp_path / "o2").exists()
+    with pytest.raises(ConfigError, match=r"steps\[0\]\.fpr: set fpr .* or max_model_prob .*, not both"):
+        parse_pipeline({"steps": [{"kind": "detector", "path": "d", "fpr": 0.01, "max_model_prob": 0.5}]}, "t")
+
+
 def test_weight_policy_writes_capped_mean_one_importance_weights(det, mix, tmp_path):
     (tmp_path / "p.toml").write_text(f'[[steps]]\nkind = "detector"\npath = "{det}"\npolicy = "weight"\n'
                                      f'beta = 2.0\ncap = 3.0\n')

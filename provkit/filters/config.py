@@ -154,6 +154,7 @@ class FilterFlags:
     minhash_threshold: float | None = None
     quality: bool = False
     detector: str | None = None
+    detector_fpr: float | None = None
     max_model_prob: float | None = None
     detector_beta: float | None = None
     tail_alpha: float | None = None
@@ -193,11 +194,13 @@ def flags_to_document(flags: FilterFlags) -> dict[str, Any]:
         step = {"kind": "detector", "path": flags.detector}
         if flags.detector_beta is not None:
             step.update({"policy": "weight", "beta": flags.detector_beta})
+        if flags.detector_fpr is not None:
+            step["fpr"] = flags.detector_fpr
         if flags.max_model_prob is not None:
             step["max_model_prob"] = flags.max_model_prob
         steps.append(step)
-    elif flags.max_model_prob is not None or flags.detector_beta is not None:
-        raise ConfigError("--max-model-prob/--detector-beta: need --detector DET")
+    elif flags.max_model_prob is not None or flags.detector_beta is not None or flags.detector_fpr is not None:
+        raise ConfigError("--detector-fpr/--max-model-prob/--detector-beta: need --detector DET")
     if flags.tail_alpha is not None or flags.tail_target is not None:
         step = {**default_step("tail"), **seeded}
         if flags.tail_alpha is not None:

@@ -65,6 +65,15 @@ def make_report(result: EngineResult, config: PipelineConfig, source: Path, engi
     }
 
 
+def add_step_decisions(report: dict[str, Any], steps: list[Step]) -> None:
+    """Each step that can say how it decided (``describe()``: the detector's threshold, FPR and
+    fingerprint) gets it as ``decision`` in its ``report["steps"]`` entry."""
+    for entry, step in zip(report["steps"], steps):
+        describe = getattr(step, "describe", None)
+        if callable(describe):
+            entry["decision"] = describe()
+
+
 def _fmt_weight(weight: dict[str, float] | None) -> str:
     if not weight:
         return "-"
@@ -87,6 +96,9 @@ def report_markdown(report: dict[str, Any]) -> str:
     for st in report["steps"]:
         dropped = ", ".join(f"{k}: {v}" for k, v in st["dropped"].items()) or "-"
         lines.append(f"| {st['step']} | {st['in']} | {st['kept']} | {dropped} | {_fmt_weight(st['weight'])} | {st['seconds']} |")
+    for st in report["steps"]:
+        if st.get("decision"):
+            lines.append(f"\n- {st['step']} decision: `{json.dumps(st['decision'])}`")
     for step, figures in report.get("clustering", {}).items():
         lines.append(f"\n- {step} on the cluster: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures.items()))
     if "provenance" in report:
@@ -123,6 +135,7 @@ def run_pipeline(source: str | Path, out: str | Path, config: PipelineConfig, en
         result = engine.run(dataset, steps, tracer, progress)  # type: ignore[arg-type]  # a DatasetWriter proxy
         check_conservation(result)
         report = make_report(result, config, source, engine.name, time.perf_counter() - t0)
+        add_step_decisions(report, steps)
         report["provenance"] = trace_report(tracer, [st.name for st in result.steps])
         writer.add_file("report.json", dumps_json(report, indent=2) + "\n")  # strict JSON: no NaN
         writer.add_file("report.md", report_markdown(report))

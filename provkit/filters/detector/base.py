@@ -356,7 +356,9 @@ def train_detector(
     else:  # zeroshot on human text only: nothing is fitted, every record calibrates
         train_idx, test_idx = np.zeros(0, dtype=np.int64), np.arange(len(y))
     featurizer = make_featurizer(config)
-    features = featurizer.transform(list(texts), progress)
+    fit = getattr(featurizer, "fit_transform", None)  # a featurizer with state fitted on the training split
+    features = (fit(list(texts), y, train_idx, hashes, progress) if fit is not None and len(train_idx)
+                else featurizer.transform(list(texts), progress))
     if zeroshot:
         head = LinearHead(np.ones(1), 0.0, 1.0, 0.0)
         train_raw = head.decision(features[train_idx])

@@ -54,6 +54,7 @@ from provkit.provenance import Activity, Dataset, DatasetWriter, Evidence, Origi
 
 LABELS = {Origin.HUMAN.value: 0, Origin.MODEL.value: 1}
 SCORE_COLUMN = "detector_score"
+RAW_COLUMN = "detector_raw"
 
 
 @dataclass(frozen=True)
@@ -281,9 +282,11 @@ def tag_unknown(batch: pa.RecordBatch, p: np.ndarray, threshold: float | None = 
 
 
 def score_batch(detector: Detector, batch: pa.RecordBatch, progress: Progress | None = None) -> pa.RecordBatch:
-    """``batch`` with ``detector_score`` (float32 calibrated P(model)) appended or replaced."""
-    p = detector.predict_proba(batch.column("text").to_pylist(), progress)
-    return append_columns(batch, {SCORE_COLUMN: pa.array(p, type=pa.float32())})
+    """``batch`` with ``detector_score`` (float32 calibrated P(model)) and ``detector_raw`` (float64, the raw
+    score the calibrated thresholds compare against) appended or replaced."""
+    raw = detector.decision_function(batch.column("text").to_pylist(), progress)
+    return append_columns(batch, {SCORE_COLUMN: pa.array(detector.probability(raw), type=pa.float32()),
+                                  RAW_COLUMN: pa.array(raw, type=pa.float64())})
 
 
 SPAN_TYPE = pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64()), ("score", pa.float64())]))
@@ -342,7 +345,7 @@ def decide_batch(detector: Detector, decider: Decider, batch: pa.RecordBatch,
     n = len(texts)
     columns = {
         SCORE_COLUMN: pa.array(p, type=pa.float32()),
-        "detector_raw": pa.array(raw, type=pa.float64()),
+        RAW_COLUMN: pa.array(raw, type=pa.float64()),
         "detector_decision": pa.array(decisions.tolist(), type=pa.string()),
         "detector_fpr": pa.array([decider.fpr] * n, type=pa.float32()),
         "detector_threshold": pa.array([decider.threshold] * n, type=pa.float64()),

@@ -8,7 +8,9 @@
                               calibration set; format_version >= 2), sha256 of
                               the weights, and a checksum of this document itself
     DET/weights.safetensors   coef_index (int64), coef_value (float64): the
-                              non-zero linear weights
+                              non-zero linear weights; featurizer.* : the
+                              featurizer's fitted state, where it has one (the
+                              ngram kind's novelty bit sets and standardisation)
 
 Loading parses JSON and a safetensors header (plain data; nothing is
 imported, unpickled or executed), checks both checksums and every key, type
@@ -61,10 +63,18 @@ def _checksum(doc: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical({k: v for k, v in doc.items() if k != "checksum"})).hexdigest()
 
 
-def _weights_bytes(head: LinearHead) -> bytes:
+def _featurizer_arrays(featurizer: Featurizer) -> dict[str, np.ndarray]:
+    """The fitted state a featurizer saves beside the weights (the ngram kind's novelty sets; else none)."""
+    arrays = getattr(featurizer, "arrays", None)
+    return arrays() if arrays is not None else {}
+
+
+def _weights_bytes(detector: Detector) -> bytes:
+    head = detector.head
     nz = np.flatnonzero(head.coef)
     return save_safetensors_bytes(
-        {"coef_index": nz.astype(np.int64), "coef_value": head.coef[nz].astype(np.float64)},
+        {"coef_index": nz.astype(np.int64), "coef_value": head.coef[nz].astype(np.float64),
+         **{f"featurizer.{k}": v for k, v in _featurizer_arrays(detector.featurizer).items()}},
         metadata={"format": FORMAT},
     )
 
@@ -94,7 +104,7 @@ def _document_bytes(doc: dict[str, Any]) -> bytes:
 
 def detector_fingerprint(detector: Detector) -> str:
     """sha256 of the ``detector.json`` that :func:`save_detector` writes for ``detector``."""
-    weights = _weights_bytes(detector.head)
+    weights = _weights_bytes(detector)
     return hashlib.sha256(_document_bytes(detector_document(detector, hashlib.sha256(weights).hexdigest()))).hexdigest()
 
 
@@ -114,7 +124,7 @@ def save_detector(detector: Detector, path: str | Path) -> Path:
     path = Path(path)
     if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or _is_detector_dir(path))):
         raise DetectorError(f"{path}: exists and is not a provkit detector; choose another --out")
-    weights = _weights_bytes(detector.head)
+    weights = _weights_bytes(detector)
     document = _document_bytes(detector_document(detector, hashlib.sha256(weights).hexdigest()))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -170,7 +180,7 @@ def _number(doc: dict[str, Any], key: str, where: str) -> float:
     return float(value)
 
 
-def _read_weights(path: Path, doc: dict[str, Any], n_features: int) -> np.ndarray:
+def _read_weights(path: Path, doc: dict[str, Any], featurizer: Featurizer) -> np.ndarray:
     entry = doc.get("weights")
     if not isinstance(entry, dict) or entry.get("file") != WEIGHTS or not isinstance(entry.get("sha256"), str):
         raise DetectorError(f"{path / DOCUMENT}: weights entry is missing or malformed")
@@ -184,9 +194,18 @@ def _read_weights(path: Path, doc: dict[str, Any], n_features: int) -> np.ndarra
         arrays = load_safetensors_bytes(payload)
     except (SafetensorError, ValueError) as exc:
         raise DetectorError(f"{file}: unreadable safetensors ({exc})") from None
+    n_features = featurizer.n_features
+    shapes = getattr(featurizer, "array_shapes", dict)()
+    expected = {"coef_index", "coef_value", *(f"featurizer.{k}" for k in shapes)}
     index, value = arrays.get("coef_index"), arrays.get("coef_value")
-    if index is None or value is None or set(arrays) != {"coef_index", "coef_value"}:
-        raise DetectorError(f"{file}: expected exactly the tensors coef_index and coef_value")
+    if index is None or value is None or set(arrays) != expected:
+        raise DetectorError(f"{file}: expected exactly the tensors {', '.join(sorted(expected))}")
+    for name, (dtype, shape) in shapes.items():
+        got = arrays[f"featurizer.{name}"]
+        if got.dtype != np.dtype(dtype) or got.shape != shape:
+            raise DetectorError(f"{file}: featurizer.{name} must be {dtype} of shape {shape}, got {got.dtype} {got.shape}")
+    if shapes:
+        featurizer.set_arrays({name: arrays[f"featurizer.{name}"] for name in shapes})  # type: ignore[attr-defined]
     if index.dtype != np.int64 or value.dtype != np.float64 or index.ndim != 1 or index.shape != value.shape:
         raise DetectorError(f"{file}: coef_index must be int64 and coef_value float64, both 1-D of equal length")
     if index.size and (index.min() < 0 or index.max() >= n_features):
@@ -221,7 +240,7 @@ def load_detector(path: str | Path) -> Detector:
     head_doc = doc.get("head")
     if not isinstance(head_doc, dict):
         raise DetectorError(f"{where}: head is missing")
-    coef = _read_weights(path, doc, featurizer.n_features)
+    coef = _read_weights(path, doc, featurizer)
     head = LinearHead(coef, _number(head_doc, "intercept", "head"), _number(head_doc, "platt_a", "head"),
                       _number(head_doc, "platt_b", "head"))
     threshold = _number(doc, "threshold", where)
