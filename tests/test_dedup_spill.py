@@ -15,6 +15,7 @@ from provkit.filters.dedup import (
     SPILL_BYTES_PER_RECORD,
     DedupResult,
     NearDupConfig,
+    SignatureSource,
     check_budget,
     elect_survivors,
     fits_in_memory,
@@ -72,14 +73,20 @@ def test_spilled_components_equal_in_memory(sigs, memory_mb, verify):
         assert stats["layout"]["band_parts"] > 1 and stats["layout"]["chunk_rows"] < len(sigs)
 
 
-def test_spilled_reads_selected_rows_of_a_memmap(sigs, tmp_path):
+def test_spilled_reads_selected_rows_of_a_signature_file(sigs, tmp_path):
     path = tmp_path / "sigs.bin"
     sigs.tofile(path)
-    mm = np.memmap(path, dtype=sigs.dtype, mode="r").reshape(-1, sigs.shape[1])
     rows = np.flatnonzero(np.arange(len(sigs)) % 3 != 1)  # an alive subset, as after an earlier step
+    source = SignatureSource(rows=rows, path=path, dtype=sigs.dtype, width=sigs.shape[1])
+    np.testing.assert_array_equal(source.read(np.array([0, 5, 2])), sigs[rows[[0, 5, 2]]])
+    np.testing.assert_array_equal(source.read(slice(3, 700)), sigs[rows[3:700]])  # over several short maps
     expected = near_duplicate_components(sigs[rows], NearDupConfig())
-    got = near_duplicate_components_spilled(mm, NearDupConfig(memory_mb=0.3), rows=rows, workdir=tmp_path)
+    got = near_duplicate_components_spilled(source, NearDupConfig(memory_mb=0.3), workdir=tmp_path)
     np.testing.assert_array_equal(got, expected)
+    mm = np.memmap(path, dtype=sigs.dtype, mode="r").reshape(-1, sigs.shape[1])  # a memmap as the array
+    np.testing.assert_array_equal(near_duplicate_components_spilled(mm, NearDupConfig(memory_mb=0.3), rows=rows,
+                                                                    workdir=tmp_path), expected)
+    del mm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sigs.bin"]  # partition files removed
 
 
@@ -205,3 +212,18 @@ def test_engine_refuses_a_budget_that_cannot_fit_before_writing(tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ConfigError, match="memory_mb"):
         parse_pipeline({"steps": [{"kind": "minhash_dedup", "memory_mb": -1}]}, "t")
+
+
+def test_run_groups_cut_only_at_run_boundaries():
+    from provkit.filters.dedup import run_groups, shared_runs
+
+    keys = np.array([1, 1, 2, 2, 2, 2, 2, 3, 3, 4, 4, 4], dtype=np.uint64)
+    for max_rows in (1, 2, 3, 5, 7, 100):
+        cuts = list(run_groups(keys, max_rows))
+        assert cuts[0].start == 0 and cuts[-1].stop == len(keys)
+        assert all(a.stop == b.start for a, b in zip(cuts, cuts[1:]))
+        for c in cuts:  # never splits a run; over max_rows only when one run is longer
+            assert c.start == 0 or keys[c.start] != keys[c.start - 1]
+            assert c.stop - c.start <= max_rows or len(set(keys[c].tolist())) == 1
+    assert shared_runs(np.array([1, 2, 2, 3, 4, 4, 4, 5], dtype=np.uint64)).tolist() == [
+        False, True, True, False, True, True, True, False]

@@ -21,7 +21,7 @@ Near-duplicate clustering (a step declaring a :class:`provkit.filters.step.Clust
 with a ``signature_column``, e.g. ``minhash_dedup``): the score pass appends
 that column to a raw signature file in the spill directory instead of keeping
 it in memory (or in the scored spill), and the step is planned from a
-``np.memmap`` of that file by
+the file (read a chunk at a time) by
 :func:`provkit.filters.dedup.near_duplicates_within_budget` — in memory when
 it fits the step's ``memory_mb``, else spilled to partition files in the same
 directory (24 bytes per row in RAM plus a bounded working set).  The budget is
@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from provkit.core.progress import Advance, quiet_advance
-from provkit.filters.dedup import check_budget, near_duplicates_within_budget, survivor_row_plan
+from provkit.filters.dedup import SignatureSource, check_budget, near_duplicates_within_budget, survivor_row_plan
 from provkit.filters.engine import EngineResult, StepStats
 from provkit.filters.minhash import signatures_from_arrow
 from provkit.filters.step import (
@@ -102,7 +102,7 @@ def _near_dup(step: Step) -> ClusterDedup | None:
 
 
 class SignatureSpill:
-    """Raw row-major signature files, one per column, appended batch by batch in row order; read as memmaps."""
+    """Raw row-major signature files, one per column, appended batch by batch in row order."""
 
     def __init__(self, directory: Path, columns: Sequence[str]):
         self.paths = {c: directory / f"signatures{c}.bin" for c in columns}
@@ -122,12 +122,12 @@ class SignatureSpill:
         names = [n for n in batch.schema.names if n not in self.paths]
         return pa.RecordBatch.from_arrays([batch.column(n) for n in names], names=names)
 
-    def memmap(self, column: str) -> np.ndarray | None:
-        """The ``(rows, K)`` signatures of ``column`` (None when no row was scored)."""
-        if column not in self.shapes:
-            return None
+    def source(self, column: str, rows: np.ndarray, num_perm: int) -> SignatureSource:
+        """The signatures of ``column`` at input rows ``rows`` (read from the file a chunk at a time)."""
+        if column not in self.shapes:  # no row was scored
+            return SignatureSource(np.zeros((0, num_perm), dtype=np.uint32), rows)
         dtype, width = self.shapes[column]
-        return np.memmap(self.paths[column], dtype=dtype, mode="r").reshape(-1, width)
+        return SignatureSource(rows=rows, path=self.paths[column], dtype=dtype, width=width)
 
 
 def score_batch(batch: pa.RecordBatch, steps: Sequence[Step], seconds: list[float]) -> pa.RecordBatch:
@@ -272,7 +272,7 @@ class LocalEngine:
     def _planner(self, step: Step) -> Callable[[pa.Table], Any] | None:
         """The engine's own plan of ``step`` (None: ``step.plan`` on the driver).
 
-        Near-duplicate cluster steps whose signatures went to a file are planned from its memmap.
+        Near-duplicate cluster steps whose signatures went to a file are planned from that file.
         """
         cap = _near_dup(step)
         signatures = self._signatures
@@ -281,10 +281,8 @@ class LocalEngine:
 
         def plan(alive: pa.Table) -> pa.Table:
             orders = alive.column(ORDER).to_numpy()
-            sigs = signatures.memmap(cap.signature_column)
-            if sigs is None:
-                sigs = np.zeros((0, cap.near_dup.num_perm), dtype=np.uint32)
-            result = near_duplicates_within_budget(sigs, alive.column("origin"), orders, cap.near_dup, rows=orders,
+            source = signatures.source(cap.signature_column, orders, cap.near_dup.num_perm)
+            result = near_duplicates_within_budget(source, alive.column("origin"), orders, cap.near_dup,
                                                    workdir=self._spill)
             return survivor_row_plan(orders, result, alive.column("id"), cap.reason, cap.cluster_column)
 

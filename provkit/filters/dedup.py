@@ -31,9 +31,10 @@ Two executions of steps 1-4 give the same labels (tested):
 * **in memory** (:func:`near_duplicate_components`): all signatures, band
   hashes and candidate pairs as arrays, components by ``scipy``;
 * **spilled** (:func:`near_duplicate_components_spilled`), for inputs larger
-  than the memory budget.  Signatures are read in chunks from an array or a
-  ``np.memmap`` (the local engine spills them to a raw file during its score
-  pass) and only a union-find forest over the rows stays in RAM:
+  than the memory budget.  Signatures are read a chunk at a time from a
+  :class:`SignatureSource` (an array, or the raw file the local engine writes
+  during its score pass, through a short-lived ``np.memmap``) and only a
+  union-find forest over the rows stays in RAM:
 
   a. *identical signatures*: each live row's whole-signature hash
      (:func:`provkit.filters.lsh.signature_hashes`) and row index are appended
@@ -42,8 +43,9 @@ Two executions of steps 1-4 give the same labels (tested):
      (step 2).  Rows left as roots are the representatives;
   b. *bands*: the representatives' band hashes are appended, with the row
      index, to ``P'`` partition files by hash range (a bucket lies in one
-     partition); each partition is loaded, sorted, and inside every bucket a
-     pair is verified (estimated Jaccard ``>= threshold``, read from the
+     partition); each partition is loaded and sorted, the signatures of the
+     rows of its shared buckets are gathered (in groups of whole buckets that
+     fit the budget), and inside every bucket a pair is verified (estimated Jaccard ``>= threshold``, read from the
      signatures) and unioned only when its rows are not joined yet — skipping
      a pair whose ends are already connected never changes the components
      (step 3; without ``verify`` each bucket is unioned as a star);
@@ -68,7 +70,8 @@ entry in RAM: 16 loaded + 8 argsort + 16 sorted):
   forest, reused as labels, then the survivor and cluster arrays) plus a
   working set that the budget bounds: a chunk of rows (``K*s + 56*b`` each)
   and one partition (``E`` per entry; ``P`` partitions of the ``<= n*b``
-  band entries).  A partition also holds every row of one bucket, so one
+  band entries) with the gathered signatures of one group of its shared
+  buckets (``K*s`` per row, a quarter of the budget).  A partition also holds every row of one bucket, so one
   band value shared by most rows (which only identical signatures make
   likely, and those are collapsed first) can exceed it.  Disk: ``16*(b + 1)``
   bytes per row of partition files (plus the engine's ``K*s`` signature file).
@@ -117,6 +120,8 @@ ENTRY_BYTES = 40
 MIN_WORK_BYTES = 256 << 10
 """The smallest working set (chunk + partition) the spilled path accepts beyond its per-record part."""
 MAX_CHUNK_ROWS = 65536
+READ_ROWS = 256
+"""Rows gathered per short-lived map of a signature file (scattered rows: <= 256 * 64 KiB mapped at once)."""
 MAX_PARTITIONS = 4096
 _ENTRY = np.dtype([("key", "<u8"), ("row", "<i8")])
 
@@ -449,6 +454,48 @@ class PartitionFiles:
             yield keys, rows
 
 
+class SignatureSource:
+    """The signatures of ``n`` input rows for the spilled path, read a few rows at a time.
+
+    Row ``p`` is ``array[rows[p]]`` (``rows`` None: ``array[p]``) for an array in memory, or row
+    ``rows[p]`` of a raw row-major file (``path``, ``dtype``, ``width``: what the local engine's
+    score pass writes).  A file is read through a ``np.memmap`` opened per call and dropped
+    after it, so its pages do not stay mapped (and counted) between reads.
+    """
+
+    def __init__(self, array: np.ndarray | None = None, rows: np.ndarray | None = None, *,
+                 path: str | Path | None = None, dtype: np.dtype | str | None = None, width: int | None = None):
+        if (array is None) == (path is None):
+            raise ValueError("give either a signature array or a file path")
+        self.array, self.path = array, Path(path) if path is not None else None
+        self.dtype = np.dtype(array.dtype if array is not None else dtype)
+        self.width = int(array.shape[1] if array is not None else width)
+        self.rows = np.asarray(rows, dtype=np.int64) if rows is not None else None
+        if self.rows is None and array is None:
+            raise ValueError("a signature file needs the rows to read")
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.rows is not None else len(self.array)
+
+    def read(self, positions: np.ndarray | slice) -> np.ndarray:
+        """The ``(m, width)`` signatures of input rows ``positions`` (a copy)."""
+        at = self.rows[positions] if self.rows is not None else positions
+        if self.array is not None:
+            return np.asarray(self.array[at])
+        if isinstance(at, slice):
+            at = np.arange(*at.indices(len(self)))
+        out = np.empty((len(at), self.width), self.dtype)
+        # Short-lived maps of at most READ_ROWS rows: the kernel maps pages around each faulted one
+        # ("fault-around"), so one map over scattered rows would count most of the file as resident.
+        for start in range(0, len(at), READ_ROWS):
+            mm = np.memmap(self.path, dtype=self.dtype, mode="r").reshape(-1, self.width)
+            try:
+                out[start:start + READ_ROWS] = mm[at[start:start + READ_ROWS]]
+            finally:
+                del mm
+        return out
+
+
 @numba.njit(cache=True, nogil=True)
 def _equal_rows(sigs, a, b):  # pragma: no cover - compiled
     for k in range(sigs.shape[1]):
@@ -467,13 +514,11 @@ def _similar(sigs, a, b, threshold):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _sig_row(sig_rows, p):  # pragma: no cover - compiled
-    return sig_rows[p] if len(sig_rows) else p
+def _union_identical_kernel(keys, rows, slots, sigs, parent):  # pragma: no cover - compiled
+    """In each run of equal signature hashes, union every row whose signature equals an earlier one's.
 
-
-@numba.njit(cache=True, nogil=True)
-def _union_identical_kernel(keys, rows, sigs, sig_rows, parent):  # pragma: no cover - compiled
-    """In each run of equal signature hashes, union every row whose signature equals an earlier one's."""
+    ``sigs[slots[m]]`` is the signature of entry ``m`` (row ``rows[m]``).
+    """
     n = len(keys)
     i = 0
     reps = np.empty(0, dtype=np.int64)
@@ -481,27 +526,25 @@ def _union_identical_kernel(keys, rows, sigs, sig_rows, parent):  # pragma: no c
         j = i + 1
         while j < n and keys[j] == keys[i]:
             j += 1
-        if j - i >= 2:
-            if len(reps) < j - i:
-                reps = np.empty(j - i, dtype=np.int64)
-            count = 0
-            for m in range(i, j):
-                u = rows[m]
-                joined = False
-                for c in range(count):
-                    if _equal_rows(sigs, _sig_row(sig_rows, reps[c]), _sig_row(sig_rows, u)):
-                        union_min(parent, reps[c], u)
-                        joined = True
-                        break
-                if not joined:
-                    reps[count] = u
-                    count += 1
+        if len(reps) < j - i:
+            reps = np.empty(j - i, dtype=np.int64)
+        count = 0
+        for m in range(i, j):
+            joined = False
+            for c in range(count):
+                if _equal_rows(sigs, slots[reps[c]], slots[m]):
+                    union_min(parent, rows[reps[c]], rows[m])
+                    joined = True
+                    break
+            if not joined:
+                reps[count] = m
+                count += 1
         i = j
 
 
 @numba.njit(cache=True, nogil=True)
-def _union_buckets_kernel(keys, rows, sigs, sig_rows, parent, threshold, verify):  # pragma: no cover - compiled
-    """In each bucket (run of equal band hashes): union every verified pair not joined yet (all pairs without verify)."""
+def _union_buckets_kernel(keys, rows, slots, sigs, parent, threshold):  # pragma: no cover - compiled
+    """In each bucket (run of equal band hashes): union every verified pair whose rows are not joined yet."""
     n = len(keys)
     i = 0
     checked = 0
@@ -510,64 +553,104 @@ def _union_buckets_kernel(keys, rows, sigs, sig_rows, parent, threshold, verify)
         while j < n and keys[j] == keys[i]:
             j += 1
         for a in range(i, j - 1):
-            u = rows[a]
-            if not verify:
-                union_min(parent, u, rows[a + 1])
-                continue
             for b in range(a + 1, j):
-                v = rows[b]
-                if find_root(parent, u) == find_root(parent, v):
+                if find_root(parent, rows[a]) == find_root(parent, rows[b]):
                     continue
                 checked += 1
-                if _similar(sigs, _sig_row(sig_rows, u), _sig_row(sig_rows, v), threshold):
-                    union_min(parent, u, v)
+                if _similar(sigs, slots[a], slots[b], threshold):
+                    union_min(parent, rows[a], rows[b])
         i = j
     return checked
 
 
-def _chunk_signatures(sigs: np.ndarray, rows: np.ndarray | None, start: int, stop: int) -> np.ndarray:
-    if rows is None:
-        return np.asarray(sigs[start:stop])
-    return np.asarray(sigs[rows[start:stop]])
+@numba.njit(cache=True, nogil=True)
+def _union_runs_kernel(keys, rows, parent):  # pragma: no cover - compiled
+    """Unverified buckets: union each member with the next one of its run."""
+    for m in range(len(keys) - 1):
+        if keys[m] == keys[m + 1]:
+            union_min(parent, rows[m], rows[m + 1])
+
+
+def shared_runs(keys: np.ndarray) -> np.ndarray:
+    """Boolean mask of the entries of sorted ``keys`` whose key occurs at least twice."""
+    if len(keys) < 2:
+        return np.zeros(len(keys), dtype=bool)
+    same = keys[1:] == keys[:-1]
+    return np.r_[same, False] | np.r_[False, same]
+
+
+def run_groups(keys: np.ndarray, max_rows: int) -> Iterator[slice]:
+    """Slices of sorted ``keys`` cut at run boundaries, each ``<= max_rows`` entries unless one run is longer."""
+    n = len(keys)
+    if n == 0:
+        return
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    begin = 0
+    while begin < n:
+        limit = begin + max_rows
+        stop = n
+        if limit < n:
+            stop = int(starts[int(np.searchsorted(starts, limit, side="right")) - 1])  # last run start <= limit
+            if stop <= begin:  # one run longer than max_rows: take it whole
+                nxt = int(np.searchsorted(starts, begin, side="right"))
+                stop = int(starts[nxt]) if nxt < len(starts) else n
+        yield slice(begin, stop)
+        begin = stop
+
+
+def _candidate_groups(keys: np.ndarray, members: np.ndarray, source: SignatureSource, max_rows: int
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The shared-key runs of a sorted partition in groups: (keys, rows, slots, signatures of the slots)."""
+    shared = shared_runs(keys)
+    keys, members = keys[shared], members[shared]
+    for cut in run_groups(keys, max_rows):
+        rows = members[cut]
+        unique, slots = np.unique(rows, return_inverse=True)
+        yield keys[cut], rows, slots.reshape(-1).astype(np.int64), source.read(unique)
 
 
 def near_duplicate_components_spilled(
-    sigs: np.ndarray, config: NearDupConfig = NearDupConfig(), rows: np.ndarray | None = None,
+    sigs: np.ndarray | SignatureSource, config: NearDupConfig = NearDupConfig(), rows: np.ndarray | None = None,
     workdir: str | Path | None = None, stats: dict | None = None,
 ) -> np.ndarray:
     """Labels equal to :func:`near_duplicate_components` with bounded memory (module docstring, "spilled").
 
-    Row ``p`` of the input is ``sigs[rows[p]]`` (``rows`` None: ``sigs[p]``); ``sigs`` may be a
-    ``np.memmap``.  Partition files go to a fresh directory under ``workdir`` (default: the system
-    temporary directory), removed on return.  ``stats`` (optional) receives the layout and counts.
+    ``sigs`` is a :class:`SignatureSource` or an array (row ``p`` is ``sigs[rows[p]]``).  Partition
+    files go to a fresh directory under ``workdir`` (default: the system temporary directory),
+    removed on return.  ``stats`` (optional) receives the layout and the number of verified pairs.
     """
-    n = len(rows) if rows is not None else len(sigs)
-    layout = spill_layout(n, config, np.dtype(sigs.dtype).itemsize)
+    source = sigs if isinstance(sigs, SignatureSource) else SignatureSource(sigs, rows)
+    n = len(source)
+    layout = spill_layout(n, config, source.dtype.itemsize)
     bands, band_rows = config.banding()
     parent = new_forest(n)
     if n == 0:
         return parent
-    full = np.asarray(sigs)  # a memmap stays a view of the file
-    sig_rows = np.ascontiguousarray(rows, dtype=np.int64) if rows is not None else np.zeros(0, np.int64)
+    max_rows = max(2, (layout.budget - SPILL_BYTES_PER_RECORD * n) // 4 // (source.width * source.dtype.itemsize))
     tmp = Path(tempfile.mkdtemp(prefix=".provkit-neardup-", dir=workdir))
     checked = 0
     try:
         ident = PartitionFiles(tmp, "ident", layout.ident_parts)
         for start in range(0, n, layout.chunk_rows):
-            chunk = _chunk_signatures(full, rows, start, start + layout.chunk_rows)
+            chunk = source.read(slice(start, start + layout.chunk_rows))
             live = np.flatnonzero(~empty_signature_mask(chunk, config.scheme))
             ident.append(signature_hashes(chunk[live]), live + start)
         for keys, members in ident.sorted_partitions():
-            _union_identical_kernel(keys, members, full, sig_rows, parent)
+            for group in _candidate_groups(keys, members, source, max_rows):
+                _union_identical_kernel(*group[:3], group[3], parent)
         band_files = PartitionFiles(tmp, "band", layout.band_parts)
         for start in range(0, n, layout.chunk_rows):
-            chunk = _chunk_signatures(full, rows, start, start + layout.chunk_rows)
+            chunk = source.read(slice(start, start + layout.chunk_rows))
             positions = np.arange(start, start + len(chunk), dtype=np.int64)
             rep = ~empty_signature_mask(chunk, config.scheme) & (parent[start:start + len(chunk)] == positions)
             hashes = band_hashes(chunk[rep], bands, band_rows)
             band_files.append(hashes.reshape(-1), np.repeat(positions[rep], bands))
         for keys, members in band_files.sorted_partitions():
-            checked += _union_buckets_kernel(keys, members, full, sig_rows, parent, config.threshold, config.verify)
+            if not config.verify:
+                _union_runs_kernel(keys, members, parent)
+                continue
+            for group_keys, group_rows, slots, group_sigs in _candidate_groups(keys, members, source, max_rows):
+                checked += _union_buckets_kernel(group_keys, group_rows, slots, group_sigs, parent, config.threshold)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if stats is not None:
@@ -576,24 +659,25 @@ def near_duplicate_components_spilled(
 
 
 def near_duplicates_within_budget(
-    sigs: np.ndarray, origins: Sequence[str] | pa.Array, order: Sequence[int] | np.ndarray | None = None,
-    config: NearDupConfig = NearDupConfig(), rows: np.ndarray | None = None, workdir: str | Path | None = None,
-    stats: dict | None = None,
+    sigs: np.ndarray | SignatureSource, origins: Sequence[str] | pa.Array,
+    order: Sequence[int] | np.ndarray | None = None, config: NearDupConfig = NearDupConfig(),
+    rows: np.ndarray | None = None, workdir: str | Path | None = None, stats: dict | None = None,
 ) -> DedupResult:
     """Near-duplicate dedup in memory when it fits ``config``'s budget, else spilled; the same result either way.
 
-    ``rows`` selects the signatures of the input rows (``sigs[rows[p]]``; ``sigs`` may be a memmap).
-    Refuses (:class:`ConfigError`) a budget that cannot hold the spilled path's per-record part.
+    ``sigs`` as for :func:`near_duplicate_components_spilled`.  Refuses (:class:`ConfigError`) a
+    budget that cannot hold the spilled path's per-record part.
     """
-    n = len(rows) if rows is not None else len(sigs)
+    source = sigs if isinstance(sigs, SignatureSource) else SignatureSource(sigs, rows)
+    n = len(source)
     check_budget(n, config)
     if fits_in_memory(n, config):
-        local = np.asarray(sigs[rows]) if rows is not None else np.asarray(sigs)
+        local = source.read(slice(0, n))
         labels = near_duplicate_components(local, config)
         del local
         path = "memory"
     else:
-        labels = near_duplicate_components_spilled(sigs, config, rows, workdir, stats)
+        labels = near_duplicate_components_spilled(source, config, workdir=workdir, stats=stats)
         path = "spilled"
     if stats is not None:
         stats["path"] = path

@@ -48,7 +48,7 @@ class MinhashDedupStep(RowPlanStep):
 
     Plan memory: the signature (4 * num_perm bytes) + id + origin per alive row,
     plus the LSH index of :mod:`provkit.filters.dedup` within ``memory_mb`` (the local
-    engine keeps the signatures in a file instead and plans from a memmap).
+    engine keeps the signatures in a file instead and reads them from there).
     """
 
     name = "minhash_dedup"
