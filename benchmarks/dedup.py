@@ -82,7 +82,7 @@ def shingle_set(words: list[str], n: int = 5) -> set[str]:
 def make_block(rng: np.random.Generator, start: int, size: int, dup_rate: float
                ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """``size`` texts; (texts, is planted variant, exact Jaccard with the source: -1 for base rows) — variants last."""
-    planted = int(round(size * dup_rate))
+    planted = round(size * dup_rate)
     base = size - planted
     lengths = rng.integers(30, 61, base)
     vocab_ids = rng.integers(0, VOCAB, int(lengths.sum()))
@@ -158,7 +158,8 @@ def precision_recall(out: Path, jaccard: np.ndarray, threshold: float = 0.8, mar
 
 
 def git_head(path: Path) -> str:
-    r = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    r = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                       check=False)
     return r.stdout.strip() or "?"
 
 

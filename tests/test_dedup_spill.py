@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pytest
-
 from filter_fixtures import human_texts, write_dataset
+
 from provkit.engines import run_filter
 from provkit.errors import ConfigError
 from provkit.filters import parse_pipeline
-from provkit.filters.components import component_labels, new_forest, resolve_roots, union_pairs
+from provkit.filters.components import (
+    component_labels,
+    new_forest,
+    resolve_roots,
+    union_pairs,
+)
 from provkit.filters.dedup import (
     SPILL_BYTES_PER_RECORD,
     DedupResult,
@@ -221,7 +228,7 @@ def test_run_groups_cut_only_at_run_boundaries():
     for max_rows in (1, 2, 3, 5, 7, 100):
         cuts = list(run_groups(keys, max_rows))
         assert cuts[0].start == 0 and cuts[-1].stop == len(keys)
-        assert all(a.stop == b.start for a, b in zip(cuts, cuts[1:]))
+        assert all(a.stop == b.start for a, b in itertools.pairwise(cuts))
         for c in cuts:  # never splits a run; over max_rows only when one run is longer
             assert c.start == 0 or keys[c.start] != keys[c.start - 1]
             assert c.stop - c.start <= max_rows or len(set(keys[c].tolist())) == 1

@@ -48,7 +48,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from provkit.core.progress import Advance, quiet_advance
-from provkit.filters.dedup import SignatureSource, check_budget, near_duplicates_within_budget, survivor_row_plan
+from provkit.filters.dedup import (
+    SignatureSource,
+    check_budget,
+    near_duplicates_within_budget,
+    survivor_row_plan,
+)
 from provkit.filters.engine import EngineResult, StepStats
 from provkit.filters.minhash import signatures_from_arrow
 from provkit.filters.step import (
@@ -91,8 +96,8 @@ def decide_column_names(steps: Sequence[Step]) -> list[str]:
 def spilled_signature_columns(steps: Sequence[Step]) -> list[str]:
     """Internal signature columns read only by near-duplicate cluster steps: kept in a file, not in memory."""
     wanted_elsewhere = {c for step in steps if _near_dup(step) is None for c in step.decide_columns}
-    return sorted({cap.signature_column for step in steps if (cap := _near_dup(step)) is not None
-                   and cap.signature_column.startswith(INTERNAL_PREFIX) and cap.signature_column not in wanted_elsewhere})
+    columns = {cap.signature_column for step in steps if (cap := _near_dup(step)) is not None}
+    return sorted(c for c in columns if c.startswith(INTERNAL_PREFIX) and c not in wanted_elsewhere)
 
 
 def _near_dup(step: Step) -> ClusterDedup | None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
-
-import math
 
 import pyarrow as pa
 
 from provkit.errors import ConfigError
-from provkit.filters.dedup import NearDupConfig, near_duplicates_within_budget, survivor_row_plan
-from provkit.filters.minhash import signatures, signatures_from_arrow, signatures_to_arrow
+from provkit.filters.dedup import (
+    NearDupConfig,
+    near_duplicates_within_budget,
+    survivor_row_plan,
+)
+from provkit.filters.minhash import (
+    signatures,
+    signatures_from_arrow,
+    signatures_to_arrow,
+)
 from provkit.filters.step import ORDER, ClusterDedup, RowPlanStep, append_columns
 
 
@@ -34,8 +41,9 @@ class MinhashDedupConfig:
             raise ConfigError(f"threshold: must be in (0, 1], got {self.threshold}")
         if self.num_perm < 2 or self.ngram < 1:
             raise ConfigError(f"num_perm/ngram: must be >= 2 / >= 1, got {self.num_perm}/{self.ngram}")
-        if self.memory_mb is not None and (isinstance(self.memory_mb, bool) or not isinstance(self.memory_mb, (int, float))
-                                           or not math.isfinite(self.memory_mb) or self.memory_mb <= 0):
+        budget = self.memory_mb
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                                   or not math.isfinite(budget) or budget <= 0):
             raise ConfigError(f"memory_mb: must be a positive number of MiB, got {self.memory_mb!r}")
 
     def near_dup(self) -> NearDupConfig:
