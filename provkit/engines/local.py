@@ -20,8 +20,8 @@ Execution (see :mod:`provkit.filters.step` for the contract):
 Near-duplicate clustering (a step declaring a :class:`provkit.filters.step.ClusterDedup`
 with a ``signature_column``, e.g. ``minhash_dedup``): the score pass appends
 that column to a raw signature file in the spill directory instead of keeping
-it in memory (or in the scored spill), and the step is planned from a
-the file (read a chunk at a time) by
+it in memory (or in the scored spill), and the step is planned from that
+file (read a chunk at a time) by
 :func:`provkit.filters.dedup.near_duplicates_within_budget` — in memory when
 it fits the step's ``memory_mb``, else spilled to partition files in the same
 directory (24 bytes per row in RAM plus a bounded working set).  The budget is
