@@ -17,10 +17,24 @@ Execution (see :mod:`provkit.filters.step` for the contract):
    null on rejects), and send the row to ``data`` (kept) or ``rejects`` (with
    ``drop_reason`` and ``drop_step``).
 
+Near-duplicate clustering (a step declaring a :class:`provkit.filters.step.ClusterDedup`
+with a ``signature_column``, e.g. ``minhash_dedup``): the score pass appends
+that column to a raw signature file in the spill directory instead of keeping
+it in memory (or in the scored spill), and the step is planned from that
+file (read a chunk at a time) by
+:func:`provkit.filters.dedup.near_duplicates_within_budget` — in memory when
+it fits the step's ``memory_mb``, else spilled to partition files in the same
+directory (24 bytes per row in RAM plus a bounded working set).  The budget is
+checked against the input's row count before the score pass, so a run that
+cannot fit stops at once.
+
 Memory: one batch of records at a time, plus the decide columns of all rows
-(the documented global-plan columns: e.g. id + 8 bytes per score; MinHash
-signatures are ``8 * num_perm`` bytes per row), 2 bytes per row of fate and,
-when a step weights, 8 bytes per row of final ``sample_weight``.
+(the documented global-plan columns: e.g. id + 8 bytes per score; the row
+key, id and origin of every row: ~22 bytes for short ids), 2 bytes per row
+of fate and, when a step weights, 8 bytes per row of final ``sample_weight``.
+With the alive copies and decision tables of the decide phase and allocator
+overhead, peak RSS grows ~250-350 bytes per row (measured with a
+``random_drop`` step and with ``minhash_dedup``, 200k-10M short records).
 """
 
 from __future__ import annotations
@@ -37,13 +51,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from provkit.core.progress import Advance, quiet_advance
+from provkit.filters.dedup import (
+    SignatureSource,
+    check_budget,
+    near_duplicates_within_budget,
+    survivor_row_plan,
+)
 from provkit.filters.engine import EngineResult, StepStats
+from provkit.filters.minhash import signatures_from_arrow
 from provkit.filters.step import (
     DROP_REASON,
     DROP_STEP,
     INTERNAL_PREFIX,
     ORDER,
     SAMPLE_WEIGHT,
+    ClusterDedup,
     Step,
     lookup_row_plan,
     sample_weights,
@@ -72,6 +94,48 @@ def decide_column_names(steps: Sequence[Step]) -> list[str]:
     for step in steps:
         names += [c for c in step.decide_columns if c not in names]
     return names
+
+
+def spilled_signature_columns(steps: Sequence[Step]) -> list[str]:
+    """Internal signature columns read only by near-duplicate cluster steps: kept in a file, not in memory."""
+    wanted_elsewhere = {c for step in steps if _near_dup(step) is None for c in step.decide_columns}
+    columns = {cap.signature_column for step in steps if (cap := _near_dup(step)) is not None}
+    return sorted(c for c in columns if c.startswith(INTERNAL_PREFIX) and c not in wanted_elsewhere)
+
+
+def _near_dup(step: Step) -> ClusterDedup | None:
+    """The step's near-duplicate :class:`ClusterDedup` capability (with a signature column), if any."""
+    cap = getattr(step, "cluster_dedup", None)
+    return cap if cap is not None and cap.signature_column is not None and cap.near_dup is not None else None
+
+
+class SignatureSpill:
+    """Raw row-major signature files, one per column, appended batch by batch in row order."""
+
+    def __init__(self, directory: Path, columns: Sequence[str]):
+        self.paths = {c: directory / f"signatures{c}.bin" for c in columns}
+        self.shapes: dict[str, tuple[np.dtype, int]] = {}
+
+    def take(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Append ``batch``'s signature columns to their files; ``batch`` without them."""
+        if not self.paths:
+            return batch
+        for column, path in self.paths.items():
+            if column not in batch.schema.names:
+                raise RuntimeError(f"decide column {column!r} was not produced by any step's score")
+            sigs = signatures_from_arrow(batch.column(column))
+            self.shapes.setdefault(column, (sigs.dtype, sigs.shape[1]))
+            with open(path, "ab") as f:
+                np.ascontiguousarray(sigs).tofile(f)
+        names = [n for n in batch.schema.names if n not in self.paths]
+        return pa.RecordBatch.from_arrays([batch.column(n) for n in names], names=names)
+
+    def source(self, column: str, rows: np.ndarray, num_perm: int) -> SignatureSource:
+        """The signatures of ``column`` at input rows ``rows`` (read from the file a chunk at a time)."""
+        if column not in self.shapes:  # no row was scored
+            return SignatureSource(np.zeros((0, num_perm), dtype=np.uint32), rows)
+        dtype, width = self.shapes[column]
+        return SignatureSource(rows=rows, path=self.paths[column], dtype=dtype, width=width)
 
 
 def score_batch(batch: pa.RecordBatch, steps: Sequence[Step], seconds: list[float]) -> pa.RecordBatch:
@@ -143,6 +207,8 @@ class LocalEngine:
     def __init__(self, batch_size: int = 4096, spill_dir: str | Path | None = None):
         self.batch_size = batch_size
         self.spill_dir = spill_dir
+        self._signatures: SignatureSpill | None = None
+        self._spill: Path | None = None
 
     def run(self, dataset: Dataset, steps: Sequence[Step], writer: DatasetWriter,
             progress: Advance | None = None) -> EngineResult:
@@ -151,6 +217,7 @@ class LocalEngine:
         spill_root = Path(self.spill_dir) if self.spill_dir else writer.target.parent
         spill_root.mkdir(parents=True, exist_ok=True)
         spill = Path(tempfile.mkdtemp(prefix=".provkit-spill-", dir=spill_root))
+        self._spill = spill
         try:
             small, n = self._score_pass(dataset, steps, spill / "scored.parquet", stats, progress)
             fate, tables = self._decide_all(small, steps, stats)
@@ -158,21 +225,28 @@ class LocalEngine:
             return self._write_pass(spill / "scored.parquet", n, steps, fate, tables, weights, stats, writer,
                                     progress)
         finally:
+            self._signatures = None
             shutil.rmtree(spill, ignore_errors=True)
 
     # --- 1. score ----------------------------------------------------------
     def _score_pass(self, dataset: Dataset, steps: Sequence[Step], spill: Path, stats: list[StepStats],
                     progress: Advance) -> tuple[pa.Table | None, int]:
+        for step in steps:  # pre-flight: refuse a near-dup budget that cannot hold every row, before any work
+            if (cap := _near_dup(step)) is not None:
+                check_budget(dataset.num_rows(), cap.near_dup)
         seconds = [0.0] * len(steps)
+        signature_columns = spilled_signature_columns(steps)
+        self._signatures = signatures = SignatureSpill(spill.parent, signature_columns)
 
         def scored() -> Iterator[pa.RecordBatch]:
             offset = 0
             for batch in dataset.iter_batches(batch_size=self.batch_size):
                 if batch.num_rows:
-                    yield score_batch(_with_order(batch, offset), steps, seconds)
+                    yield signatures.take(score_batch(_with_order(batch, offset), steps, seconds))
                     offset += batch.num_rows
 
-        result = spill_scored(scored(), decide_column_names(steps), spill, progress)
+        keep_cols = [c for c in decide_column_names(steps) if c not in signature_columns]
+        result = spill_scored(scored(), keep_cols, spill, progress)
         for st, s in zip(stats, seconds):
             st.seconds += s
         return result
@@ -204,8 +278,23 @@ class LocalEngine:
         return fate, tables
 
     def _planner(self, step: Step) -> Callable[[pa.Table], Any] | None:
-        """The engine's own plan of ``step`` (None: ``step.plan`` on the driver)."""
-        return None
+        """The engine's own plan of ``step`` (None: ``step.plan`` on the driver).
+
+        Near-duplicate cluster steps whose signatures went to a file are planned from that file.
+        """
+        cap = _near_dup(step)
+        signatures = self._signatures
+        if cap is None or signatures is None or cap.signature_column not in signatures.paths:
+            return None
+
+        def plan(alive: pa.Table) -> pa.Table:
+            orders = alive.column(ORDER).to_numpy()
+            source = signatures.source(cap.signature_column, orders, cap.near_dup.num_perm)
+            result = near_duplicates_within_budget(source, alive.column("origin"), orders, cap.near_dup,
+                                                   workdir=self._spill)
+            return survivor_row_plan(orders, result, alive.column("id"), cap.reason, cap.cluster_column)
+
+        return plan
 
     # --- 3. write ----------------------------------------------------------
     def _write_pass(self, spill: Path, n: int, steps: Sequence[Step], fate: np.ndarray,

@@ -32,6 +32,7 @@ per emitted pair.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy.integrate import quad
 
@@ -76,18 +77,44 @@ def candidate_probability(similarity: np.ndarray | float, bands: int, rows: int)
     return 1.0 - (1.0 - s ** rows) ** bands
 
 
+@numba.njit(cache=True, nogil=True)
+def _band_hash_kernel(sigs, bands, rows, out):  # pragma: no cover - compiled
+    for i in range(sigs.shape[0]):
+        for j in range(bands):
+            h = fmix64(np.uint64(j + 1))
+            for col in range(j * rows, (j + 1) * rows):
+                h = fmix64((h ^ np.uint64(sigs[i, col])) * _GOLDEN)
+            out[i, j] = h
+
+
 def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """``uint64[n, bands]``: one hash per (record, band) of the signature rows ``[j*r, (j+1)*r)``."""
+    """``uint64[n, bands]``: one hash per (record, band) of the signature rows ``[j*r, (j+1)*r)``.
+
+    A compiled loop: no copy of the signatures (memory: the ``8*bands`` bytes per record of the result).
+    """
     if bands * rows > sigs.shape[1]:
         raise ValueError(f"bands*rows = {bands * rows} exceeds the signature length {sigs.shape[1]}")
-    values = sigs.astype(np.uint64, copy=False)
     out = np.empty((sigs.shape[0], bands), dtype=np.uint64)
-    for j in range(bands):
-        h = np.repeat(fmix64(np.array([j + 1], dtype=np.uint64)), sigs.shape[0])
-        for col in range(j * rows, (j + 1) * rows):
-            h = fmix64((h ^ values[:, col]) * _GOLDEN)
-        out[:, j] = h
+    if sigs.shape[0]:
+        _band_hash_kernel(np.ascontiguousarray(sigs), bands, rows, out)
     return out
+
+
+def signature_hashes(sigs: np.ndarray) -> np.ndarray:
+    """``uint64[n]``: one hash of each whole signature (the fold of :func:`band_hashes` over all ``K`` entries).
+
+    Equal signatures give equal hashes; a match is confirmed by comparing the signatures themselves.
+    """
+    return band_hashes(sigs, 1, sigs.shape[1])[:, 0] if sigs.shape[1] else np.zeros(len(sigs), np.uint64)
+
+
+def partition_of(keys: np.ndarray, parts: int) -> np.ndarray:
+    """``int64`` partition ``floor(hi32(key) * parts / 2^32)`` of each ``uint64`` key: equal keys share a partition.
+
+    The keys are fmix64 outputs (uniform), so the ``parts`` partitions get about equal shares.
+    """
+    hi = keys >> np.uint64(32)
+    return ((hi * np.uint64(parts)) >> np.uint64(32)).astype(np.int64)
 
 
 def bucket_runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

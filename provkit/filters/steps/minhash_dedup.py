@@ -2,41 +2,61 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
 from provkit.errors import ConfigError
-from provkit.filters.dedup import NearDupConfig, near_duplicates
-from provkit.filters.minhash import signatures, signatures_from_arrow, signatures_to_arrow
+from provkit.filters.dedup import (
+    NearDupConfig,
+    near_duplicates_within_budget,
+    survivor_row_plan,
+)
+from provkit.filters.minhash import (
+    signatures,
+    signatures_from_arrow,
+    signatures_to_arrow,
+)
 from provkit.filters.step import ORDER, ClusterDedup, RowPlanStep, append_columns
 
 
 @dataclass
 class MinhashDedupConfig:
-    """``minhash_dedup`` step: MinHash of word ``ngram`` shingles + LSH at Jaccard ``threshold``."""
+    """``minhash_dedup`` step: MinHash of word ``ngram`` shingles + LSH at Jaccard ``threshold``.
+
+    ``memory_mb`` bounds the plan's memory (see :mod:`provkit.filters.dedup`): above it the
+    clustering spills to disk; a budget below 24 bytes per record is refused.  Unset: 1024 MiB.
+    """
 
     threshold: float = 0.8
     num_perm: int = 128
     ngram: int = 5
     seed: int = 1
+    memory_mb: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
             raise ConfigError(f"threshold: must be in (0, 1], got {self.threshold}")
         if self.num_perm < 2 or self.ngram < 1:
             raise ConfigError(f"num_perm/ngram: must be >= 2 / >= 1, got {self.num_perm}/{self.ngram}")
+        budget = self.memory_mb
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                                   or not math.isfinite(budget) or budget <= 0):
+            raise ConfigError(f"memory_mb: must be a positive number of MiB, got {self.memory_mb!r}")
 
     def near_dup(self) -> NearDupConfig:
-        return NearDupConfig(threshold=self.threshold, ngram=self.ngram, num_perm=self.num_perm, seed=self.seed)
+        return NearDupConfig(threshold=self.threshold, ngram=self.ngram, num_perm=self.num_perm, seed=self.seed,
+                             memory_mb=self.memory_mb)
 
 
 class MinhashDedupStep(RowPlanStep):
     """Score ``_minhash`` signatures; drop near duplicates (``near_duplicate``) by connected components.
 
     Plan memory: the signature (4 * num_perm bytes) + id + origin per alive row,
-    plus the LSH index of :mod:`provkit.filters.dedup`.
+    plus the LSH index of :mod:`provkit.filters.dedup` within ``memory_mb`` (the local
+    engine keeps the signatures in a file instead and reads them from there).
     """
 
     name = "minhash_dedup"
@@ -53,8 +73,9 @@ class MinhashDedupStep(RowPlanStep):
     def plan(self, table: pa.Table) -> pa.Table:
         orders = table.column(ORDER).to_numpy()
         sigs = signatures_from_arrow(table.column("_minhash"))
-        result = near_duplicates(sigs, table.column("origin"), orders, self.config.near_dup())
-        return self.cluster_dedup.survivor_plan(orders, result, table.column("id"))
+        result = near_duplicates_within_budget(sigs, table.column("origin"), orders, self.config.near_dup())
+        return survivor_row_plan(orders, result, table.column("id"), self.cluster_dedup.reason,
+                                 self.cluster_dedup.cluster_column)
 
 
 Config = MinhashDedupConfig
