@@ -32,14 +32,6 @@ from provkit.engines import get_engine, get_ingest
 from provkit.errors import ConfigError, ProvkitError
 from provkit.filters import FilterFlags, resolve_pipeline, run_pipeline
 from provkit.filters import detector as detectors
-from provkit.filters.detector import (
-    DetectorConfig,
-    load_detector,
-    read_labelled,
-    save_detector,
-    score_dataset,
-    train_detector_on_dataset,
-)
 from provkit.lm.watermark import DEFAULT_MIN_TOKENS, WatermarkConfig, load_scorer, read_key
 from provkit.lm.watermark_data import build_tagger, detect_dataset
 from provkit.provenance import (
@@ -127,8 +119,7 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(130)
         except OSError as exc:  # disk full, read-only, permission denied, lost a race: one line, never a traceback
             where = f"{exc.filename}: " if exc.filename else ""
-            err.print(f"[red]error:[/red] {escape(where + (exc.strerror or str(exc)))}", highlight=False,
-                      soft_wrap=True)
+            err.print(Text.assemble(("error:", "red"), " ", where + (exc.strerror or str(exc))), soft_wrap=True)
             raise typer.Exit(EXIT_DATA)
         except RecursionError:
             err.print("[red]error:[/red] input nested too deeply to process", highlight=False, soft_wrap=True)

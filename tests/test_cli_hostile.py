@@ -166,3 +166,12 @@ def test_a_pickle_only_model_for_the_lm_tail_step_is_one_line(ds, tmp_path):
     toml.write_text(f'[[steps]]\nkind = "tail"\nrarity = "lm"\nmodel = "{model}"\nalpha = 1.0\n')
     _one_error_line(runner.invoke(app, ["filter", str(ds), "--out", str(tmp_path / "o"), "--config", str(toml)]),
                     "safetensors", code=2)
+
+
+def test_an_os_error_is_one_line_naming_the_path(ds, tmp_path):
+    """An OS error the library does not wrap (here: writing under a regular file) ends in one line, exit 1."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    res = runner.invoke(app, ["export", str(ds), "--to", "jsonl", "--out", str(blocker / "x.jsonl")])
+    line = _one_error_line(res, "Not a directory", str(blocker))
+    assert "Traceback" not in res.output and line.startswith("error:")

@@ -320,7 +320,7 @@ def shingle_hashes(
         return _shingle_hashes_fast(texts, n, func.bits)
     hashes, offsets = _shingle_hashes_python(texts, n, func)
     if hashes.size and bits == 32 and int(hashes.max()) > _MASK32:
-        raise ValueError(f"hashfunc returned a value wider than 32 bits; use scheme='affine64' for 64-bit hashes")
+        raise ValueError("hashfunc returned a value wider than 32 bits; use scheme='affine64' for 64-bit hashes")
     return hashes, offsets
 
 

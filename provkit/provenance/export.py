@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from provkit.core.atomic import open_atomic

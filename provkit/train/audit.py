@@ -45,7 +45,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from provkit.core.atomic import write_bytes_atomic, write_json_atomic
 from provkit.core.hashing import seeded_uniform

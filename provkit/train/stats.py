@@ -246,7 +246,7 @@ def headline_table(c: Mapping[str, Mapping[int, float]]) -> list[dict[str, Any]]
             s = collapse_slowed([per_seed[k] for k in seeds], [rep[k] for k in seeds])
             row.update(slowed=s["slowed"], slowed_low=s["slowed_low"], slowed_high=s["slowed_high"])
             if math.isnan(s["slowed"]):
-                row["verdict"] = f"collapse slowed: undefined (replace's mean C is not positive)"
+                row["verdict"] = "collapse slowed: undefined (replace's mean C is not positive)"
             else:
                 row["verdict"] = verdict(s["slowed_low"], s["slowed_high"], "collapse slowed vs replace",
                                          "slows collapse", "speeds collapse up")
