@@ -66,6 +66,7 @@ from provkit.filters.step import (
     ORDER,
     SAMPLE_WEIGHT,
     ClusterDedup,
+    RowPlanStep,
     Step,
     lookup_row_plan,
     sample_weights,
@@ -154,6 +155,8 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
     ``planner`` replaces ``step.plan`` (an engine's distributed plan of the same step).
     """
     plan = (planner or step.plan)(alive) if step.is_global else None
+    if (shortcut := _plan_as_decisions(step, plan, alive)) is not None:
+        return shortcut
     parts = []
     for batch in alive.to_batches(max_chunksize=batch_size):
         if batch.num_rows == 0:
@@ -169,6 +172,56 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
             empty[step.weight_column] = pa.array([], pa.float64())
         return pa.table(empty)
     return pa.Table.from_batches(parts).combine_chunks()
+
+
+def _plan_as_decisions(step: Step, plan: Any, alive: pa.Table) -> pa.Table | None:
+    """A :class:`RowPlanStep`'s row plan as its decision table when it lists exactly the alive rows, else None.
+
+    ``decide`` of such a step is :func:`lookup_row_plan` on the plan, so the decision table
+    it would build batch by batch is the plan itself: no lookup, no second copy.
+    """
+    if type(step).decide is not RowPlanStep.decide or not isinstance(plan, pa.Table) or alive.num_rows == 0:
+        return None
+    if ORDER not in plan.column_names or DROP_REASON not in plan.column_names or plan.num_rows != alive.num_rows:
+        return None
+    if not np.array_equal(plan.column(ORDER).to_numpy(), alive.column(ORDER).to_numpy()):
+        return None
+    names = [ORDER] + [n for n in plan.column_names if n != ORDER]
+    return plan.select(names).combine_chunks()
+
+
+def alive_table(small: pa.Table, fate: np.ndarray) -> pa.Table:
+    """The decide columns of the rows still alive, with their ``_row`` (the decide columns hold no ``_row``)."""
+    keep = fate == KEPT
+    orders = np.flatnonzero(keep).astype(np.int64)
+    rows = small if orders.size == small.num_rows else small.filter(pa.array(keep))
+    return rows.add_column(0, ORDER, pa.array(orders))
+
+
+def stored_decisions(step: Step, table: pa.Table) -> pa.Table:
+    """The part of a decision table the write pass needs, compactly.
+
+    Rows whose reason and annotations are all null are left out (the write pass
+    reads an unlisted row as kept with null annotations), unless the step
+    weights (:func:`sample_weights` needs every kept row); ``drop_reason`` is
+    dictionary-encoded (decoded again in the write pass).
+    """
+    values = [n for n in table.column_names if n != ORDER]
+    if not step.weight_column and table.num_rows:
+        listed = np.zeros(table.num_rows, dtype=bool)
+        for name in values:
+            listed |= pc.is_valid(table.column(name)).to_numpy(zero_copy_only=False)
+        if not listed.all():
+            table = table.filter(pa.array(listed))
+    if pa.types.is_string(table.schema.field(DROP_REASON).type):
+        reasons = table.column(DROP_REASON).combine_chunks().dictionary_encode()
+        table = table.set_column(table.schema.get_field_index(DROP_REASON), DROP_REASON, reasons)
+    return table.combine_chunks()
+
+
+def _decoded(values: pa.Array) -> pa.Array:
+    """``values`` as its plain type when dictionary-encoded (see :func:`stored_decisions`)."""
+    return values.cast(values.type.value_type) if pa.types.is_dictionary(values.type) else values
 
 
 def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spill: Path,
@@ -220,7 +273,7 @@ class LocalEngine:
         self._spill = spill
         try:
             small, n = self._score_pass(dataset, steps, spill / "scored.parquet", stats, progress)
-            fate, tables = self._decide_all(small, steps, stats)
+            fate, tables = self._decide_all(small, n, steps, stats)
             weights = sample_weights(steps, tables, small, fate == KEPT)
             return self._write_pass(spill / "scored.parquet", n, steps, fate, tables, weights, stats, writer,
                                     progress)
@@ -245,35 +298,37 @@ class LocalEngine:
                     yield signatures.take(score_batch(_with_order(batch, offset), steps, seconds))
                     offset += batch.num_rows
 
-        keep_cols = [c for c in decide_column_names(steps) if c not in signature_columns]
+        keep_cols = [c for c in decide_column_names(steps) if c not in signature_columns and c != ORDER]
         result = spill_scored(scored(), keep_cols, spill, progress)
         for st, s in zip(stats, seconds):
             st.seconds += s
         return result
 
     # --- 2. plan + decide --------------------------------------------------
-    def _decide_all(self, small: pa.Table | None, steps: Sequence[Step],
+    def _decide_all(self, small: pa.Table | None, n: int, steps: Sequence[Step],
                     stats: list[StepStats]) -> tuple[np.ndarray, list[pa.Table | None]]:
-        n = small.num_rows if small is not None else 0
         fate = np.full(n, KEPT, dtype=np.int16)
         tables: list[pa.Table | None] = [None] * len(steps)
         if small is None:
             return fate, tables
         for k, step in enumerate(steps):
             t0 = time.perf_counter()
-            alive = small.filter(pa.array(fate == KEPT))
+            alive = alive_table(small, fate)
+            rows_in = alive.num_rows
             table = decide_step(step, alive, self.batch_size, self._planner(step))
-            tables[k] = table
+            del alive
             reasons = table.column(DROP_REASON)
             dropped = pc.is_valid(reasons).to_numpy(zero_copy_only=False)
             fate[table.column(ORDER).to_numpy()[dropped]] = k
             st = stats[k]
-            st.rows_in, st.kept = alive.num_rows, int(alive.num_rows - dropped.sum())
+            st.rows_in, st.kept = rows_in, int(rows_in - dropped.sum())
             counts = pc.value_counts(reasons.filter(pa.array(dropped))).to_pylist() if dropped.any() else []
             st.dropped = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
             if step.weight_column and step.weight_column in table.column_names:  # absent: no row was alive
                 w = pc.fill_null(table.column(step.weight_column), 1.0).to_numpy()[~dropped]
                 st.weight = _weight_summary(np.asarray(w, dtype=np.float64))
+            tables[k] = stored_decisions(step, table)
+            del table, reasons, dropped
             st.seconds += time.perf_counter() - t0
         return fate, tables
 
@@ -325,7 +380,7 @@ class LocalEngine:
             for col in looked.schema.names:
                 if col == DROP_REASON:
                     mine = pa.array(row_fate == k)
-                    reason = pc.if_else(mine, looked.column(col), reason)
+                    reason = pc.if_else(mine, _decoded(looked.column(col)), reason)
                 elif not col.startswith(INTERNAL_PREFIX):  # same name from two steps (dup_of): first non-null
                     values = looked.column(col)
                     columns[col] = pc.coalesce(columns[col], values) if col in columns else values
