@@ -89,6 +89,17 @@ def _with_order(batch: pa.RecordBatch, start: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([batch.column(n) for n in names] + [order], names=names + [ORDER])
 
 
+def input_batches(dataset: Dataset, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """The dataset's records in manifest order, as :meth:`Dataset.iter_batches`, one row group in memory at a time.
+
+    Parquet's ``pre_buffer`` (on by default) keeps every row group read so far
+    of a part cached until the part is done (~70 bytes per short record, up to
+    the 1 GiB part size); it is off here, and for the spill.
+    """
+    for path in dataset.checked_files("data"):
+        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_size)
+
+
 def decide_column_names(steps: Sequence[Step]) -> list[str]:
     """``_row``, ``id`` and every step's decide columns, once each, in first-use order."""
     names = [ORDER, "id"]
@@ -194,6 +205,8 @@ def alive_table(small: pa.Table, fate: np.ndarray) -> pa.Table:
     """The decide columns of the rows still alive, with their ``_row`` (the decide columns hold no ``_row``)."""
     keep = fate == KEPT
     orders = np.flatnonzero(keep).astype(np.int64)
+    if ORDER in small.column_names:  # row i of the decide columns is input row i: ``_row`` is made here
+        small = small.drop_columns([ORDER])
     rows = small if orders.size == small.num_rows else small.filter(pa.array(keep))
     return rows.add_column(0, ORDER, pa.array(orders))
 
@@ -228,6 +241,7 @@ def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spi
                  progress: Advance) -> tuple[pa.Table | None, int]:
     """Write scored batches to the ``spill`` file; keep only the decide columns in memory.
 
+    ``_row`` is not kept (row ``i`` of the result is input row ``i``; :func:`alive_table` makes it).
     Returns (the decide columns of every row, or None when there were no rows; the row count).
     """
     small: list[pa.RecordBatch] = []
@@ -243,7 +257,7 @@ def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spi
             missing = [c for c in keep_cols if c not in batch.schema.names]
             if missing:
                 raise RuntimeError(f"decide column {missing[0]!r} was not produced by any step's score")
-            small.append(batch.select(list(keep_cols)))
+            small.append(batch.select([c for c in keep_cols if c != ORDER]))
             n += batch.num_rows
             progress(batch.num_rows, "score")
     finally:
@@ -275,6 +289,7 @@ class LocalEngine:
             small, n = self._score_pass(dataset, steps, spill / "scored.parquet", stats, progress)
             fate, tables = self._decide_all(small, n, steps, stats)
             weights = sample_weights(steps, tables, small, fate == KEPT)
+            del small  # the write pass needs only fate, the stored decisions and the weights
             return self._write_pass(spill / "scored.parquet", n, steps, fate, tables, weights, stats, writer,
                                     progress)
         finally:
@@ -293,12 +308,12 @@ class LocalEngine:
 
         def scored() -> Iterator[pa.RecordBatch]:
             offset = 0
-            for batch in dataset.iter_batches(batch_size=self.batch_size):
+            for batch in input_batches(dataset, self.batch_size):
                 if batch.num_rows:
                     yield signatures.take(score_batch(_with_order(batch, offset), steps, seconds))
                     offset += batch.num_rows
 
-        keep_cols = [c for c in decide_column_names(steps) if c not in signature_columns and c != ORDER]
+        keep_cols = [c for c in decide_column_names(steps) if c not in signature_columns]
         result = spill_scored(scored(), keep_cols, spill, progress)
         for st, s in zip(stats, seconds):
             st.seconds += s
@@ -356,7 +371,7 @@ class LocalEngine:
                     tables: list[pa.Table | None], weights: np.ndarray | None, stats: list[StepStats],
                     writer: DatasetWriter, progress: Advance) -> EngineResult:
         if n:
-            for batch in pq.ParquetFile(spill).iter_batches(batch_size=self.batch_size):
+            for batch in pq.ParquetFile(spill, pre_buffer=False).iter_batches(batch_size=self.batch_size):
                 self._write_batch(batch, steps, fate, tables, weights, writer)
                 progress(batch.num_rows, "write")
         dropped: dict[str, int] = {}
