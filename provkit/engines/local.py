@@ -28,13 +28,26 @@ directory (24 bytes per row in RAM plus a bounded working set).  The budget is
 checked against the input's row count before the score pass, so a run that
 cannot fit stops at once.
 
-Memory: one batch of records at a time, plus the decide columns of all rows
-(the documented global-plan columns: e.g. id + 8 bytes per score; the row
-key, id and origin of every row: ~22 bytes for short ids), 2 bytes per row
-of fate and, when a step weights, 8 bytes per row of final ``sample_weight``.
-With the alive copies and decision tables of the decide phase and allocator
-overhead, peak RSS grows ~250-350 bytes per row (measured with a
-``random_drop`` step and with ``minhash_dedup``, 200k-10M short records).
+Memory: one batch of records at a time (the input and the spill are read
+with Parquet ``pre_buffer`` off, one row group at a time), plus the decide
+columns of all rows without ``_row`` (row ``i`` is input row ``i``; ``_row``
+is made for the alive rows of each step: e.g. id + 8 bytes per score; id and
+origin: ~20 bytes for short ids), 2 bytes per row of fate and, when a step
+weights, 8 bytes per row of final ``sample_weight``.  Every row is alive for
+the first step, so it gets no copy; later steps get a filtered copy, freed
+after the step.  A :class:`provkit.filters.step.RowPlanStep`'s plan, when it
+lists exactly the alive rows, is its decision table.  Stored decision tables
+leave out the rows whose reason and annotations are all null (unless the step
+weights) and dictionary-encode ``drop_reason``; the decide columns are freed
+before the write pass.  Measured peak-RSS growth per input row between 1M and
+3M short records (30-60 words; ``python benchmarks/dedup.py --step origin``
+or ``--step random_drop --sizes 1000000,3000000``, each against main (187e2d0, 20db20d: the same engine)
+in the same run): a per-batch step (``origin``) 27 bytes (was 356);
+``random_drop`` 98 bytes (was 351), most of it the step's own plan (a Python
+string per id for ``seeded_uniform``); ``minhash_dedup`` 82 bytes, peak
+1,091 -> 1,246 MiB (``python benchmarks/dedup.py --sizes 1000000,3000000
+--peer-sizes "" --memory-mb 512``; the README's run before this: 1,196 ->
+1,817 MiB, 325 bytes), the same 51,412 rows dropped at 1M.
 """
 
 from __future__ import annotations
@@ -93,8 +106,9 @@ def input_batches(dataset: Dataset, batch_size: int) -> Iterator[pa.RecordBatch]
     """The dataset's records in manifest order, as :meth:`Dataset.iter_batches`, one row group in memory at a time.
 
     Parquet's ``pre_buffer`` (on by default) keeps every row group read so far
-    of a part cached until the part is done (~70 bytes per short record, up to
-    the 1 GiB part size); it is off here, and for the spill.
+    of a part cached until the part is done (~60 bytes per short record, up to
+    the 1 GiB part size: 207 vs 29 MiB of Arrow memory reading 3M records); it
+    is off here, and for the spill.
     """
     for path in dataset.checked_files("data"):
         yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_size)
