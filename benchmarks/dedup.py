@@ -1,7 +1,7 @@
 """Near-duplicate dedup end to end at scale: peak RSS, records/s, spilled vs in-memory, precision/recall.
 
 Run:  python benchmarks/dedup.py [--sizes 1000000,3000000] [--memory-mb 512] [--peer-sizes 1000000]
-                                 [--main /work/main] [--keep DIR]
+                                 [--main /work/main] [--keep DIR] [--step random_drop]
 
 For each size ``N`` it writes a provkit dataset of ``N`` short records (30-60
 words drawn uniformly from a 20,000-word vocabulary; two unrelated records
@@ -30,6 +30,11 @@ engine (``run_filter``) with the one step ``minhash_dedup`` (threshold 0.8,
 record).  Printed per run: seconds, records/s, peak RSS, record-level
 precision/recall of the dropped rows against the planted truth, and the speed
 ratio spilled / in-memory and spilled / main at the same size.
+
+``--step random_drop`` (drop half the rows at random) or ``--step origin``
+(a per-batch step) instead measures the engine itself on the same records:
+one run per size of this tree and of ``--main``, peak RSS and its growth per
+record between the first and last size (no precision/recall).
 """
 
 from __future__ import annotations
@@ -55,8 +60,13 @@ import json, sys, time
 import provkit
 from provkit.engines import run_filter
 from provkit.filters import parse_pipeline
+kind = sys.argv[4]
 step = {"kind": "minhash_dedup", "threshold": 0.8}
-if sys.argv[3] != "unset":
+if kind == "random_drop":
+    step = {"kind": "random_drop", "count": int(sys.argv[5]) // 2}
+elif kind == "origin":
+    step = {"kind": "origin"}
+elif sys.argv[3] != "unset":
     step["memory_mb"] = float(sys.argv[3])
 cfg = parse_pipeline({"steps": [step]}, "bench")
 t = time.perf_counter()
@@ -116,10 +126,11 @@ def make_dataset(path: Path, n: int, dup_rate: float, seed: int = 0) -> tuple[np
     return variants, truth
 
 
-def measure(src: Path, out: Path, memory_mb: str, tree: Path) -> dict[str, float]:
+def measure(src: Path, out: Path, memory_mb: str, tree: Path, step: str = "minhash_dedup",
+            n: int = 0) -> dict[str, float]:
     """Seconds, kept rows and peak RSS (MiB) of one filter run of the code in ``tree``, in a fresh subprocess."""
     env = dict(os.environ, PYTHONPATH=str(tree))
-    cmd = [sys.executable, "-c", LAUNCH, sys.executable, "-c", RUN, str(src), str(out), memory_mb]
+    cmd = [sys.executable, "-c", LAUNCH, sys.executable, "-c", RUN, str(src), str(out), memory_mb, step, str(n)]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env, cwd=tree)  # cwd: first on sys.path
     secs, kept, module, rss = r.stdout.split()
     if not Path(module).resolve().is_relative_to(tree.resolve()):
@@ -163,6 +174,36 @@ def git_head(path: Path) -> str:
     return r.stdout.strip() or "?"
 
 
+def engine_memory(args: argparse.Namespace) -> None:
+    """Peak RSS of a one-step ``--step`` pipeline per size, this tree vs ``--main``; growth in bytes/record."""
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    trees = [("this", HERE)] + ([(f"main@{git_head(args.main)}", args.main)] if str(args.main) else [])
+    rss: dict[str, list[float]] = {name: [] for name, _ in trees}
+    work = args.keep or Path(tempfile.mkdtemp(prefix="provkit-bench-engine-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        for n in sizes:
+            src = work / f"src-{n}"
+            shutil.rmtree(src, ignore_errors=True)
+            make_dataset(src, n, args.dup_rate)
+            for name, tree in trees:
+                out = work / f"out-{n}"
+                shutil.rmtree(out, ignore_errors=True)
+                m = measure(src, out, "unset", tree, args.step, n)
+                rss[name].append(m["rss_mib"])
+                shutil.rmtree(out, ignore_errors=True)
+                print(f"{n:>11,} {args.step} {name:<14} {m['seconds']:7.1f}s  kept {m['kept']:,}  peak RSS "
+                      f"{m['rss_mib']:6.0f} MiB", flush=True)
+            shutil.rmtree(src, ignore_errors=True)
+        if len(sizes) > 1:
+            for name, values in rss.items():
+                growth = (values[-1] - values[0]) * 2**20 / (sizes[-1] - sizes[0])
+                print(f"{name}: peak RSS growth {growth:.0f} bytes/record ({sizes[0]:,} -> {sizes[-1]:,})")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000000,3000000", help="comma-separated record counts")
@@ -172,7 +213,12 @@ def main() -> None:
     ap.add_argument("--main", type=Path, default=Path("/work/main"), help="checkout of the unbounded version ('' skips)")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--step", choices=["minhash_dedup", "random_drop", "origin"], default="minhash_dedup",
+                    help="random_drop / origin: engine memory only (this tree vs --main, no precision/recall)")
     args = ap.parse_args()
+    if args.step != "minhash_dedup":
+        engine_memory(args)
+        return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     peer_sizes = {int(s) for s in args.peer_sizes.split(",") if s}
     work = args.keep or Path(tempfile.mkdtemp(prefix="provkit-bench-dedup-"))

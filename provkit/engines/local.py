@@ -28,13 +28,26 @@ directory (24 bytes per row in RAM plus a bounded working set).  The budget is
 checked against the input's row count before the score pass, so a run that
 cannot fit stops at once.
 
-Memory: one batch of records at a time, plus the decide columns of all rows
-(the documented global-plan columns: e.g. id + 8 bytes per score; the row
-key, id and origin of every row: ~22 bytes for short ids), 2 bytes per row
-of fate and, when a step weights, 8 bytes per row of final ``sample_weight``.
-With the alive copies and decision tables of the decide phase and allocator
-overhead, peak RSS grows ~250-350 bytes per row (measured with a
-``random_drop`` step and with ``minhash_dedup``, 200k-10M short records).
+Memory: one batch of records at a time (the input and the spill are read
+with Parquet ``pre_buffer`` off, one row group at a time), plus the decide
+columns of all rows without ``_row`` (row ``i`` is input row ``i``; ``_row``
+is made for the alive rows of each step: e.g. id + 8 bytes per score; id and
+origin: ~20 bytes for short ids), 2 bytes per row of fate and, when a step
+weights, 8 bytes per row of final ``sample_weight``.  Every row is alive for
+the first step, so it gets no copy; later steps get a filtered copy, freed
+after the step.  A :class:`provkit.filters.step.RowPlanStep`'s plan, when it
+lists exactly the alive rows, is its decision table.  Stored decision tables
+leave out the rows whose reason and annotations are all null (unless the step
+weights) and dictionary-encode ``drop_reason``; the decide columns are freed
+before the write pass.  Measured peak-RSS growth per input row between 1M and
+3M short records (30-60 words; ``python benchmarks/dedup.py --step origin``
+or ``--step random_drop --sizes 1000000,3000000``, each against main (187e2d0, 20db20d: the same engine)
+in the same run): a per-batch step (``origin``) 27 bytes (was 356);
+``random_drop`` 98 bytes (was 351), most of it the step's own plan (a Python
+string per id for ``seeded_uniform``); ``minhash_dedup`` 82 bytes, peak
+1,091 -> 1,246 MiB (``python benchmarks/dedup.py --sizes 1000000,3000000
+--peer-sizes "" --memory-mb 512``; the README's run before this: 1,196 ->
+1,817 MiB, 325 bytes), the same 51,412 rows dropped at 1M.
 """
 
 from __future__ import annotations
@@ -66,6 +79,7 @@ from provkit.filters.step import (
     ORDER,
     SAMPLE_WEIGHT,
     ClusterDedup,
+    RowPlanStep,
     Step,
     lookup_row_plan,
     sample_weights,
@@ -86,6 +100,18 @@ def _with_order(batch: pa.RecordBatch, start: int) -> pa.RecordBatch:
     order = pa.array(np.arange(start, start + batch.num_rows, dtype=np.int64))
     names = [n for n in batch.schema.names if n != ORDER]
     return pa.RecordBatch.from_arrays([batch.column(n) for n in names] + [order], names=names + [ORDER])
+
+
+def input_batches(dataset: Dataset, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """The dataset's records in manifest order, as :meth:`Dataset.iter_batches`, one row group in memory at a time.
+
+    Parquet's ``pre_buffer`` (on by default) keeps every row group read so far
+    of a part cached until the part is done (~60 bytes per short record, up to
+    the 1 GiB part size: 207 vs 29 MiB of Arrow memory reading 3M records); it
+    is off here, and for the spill.
+    """
+    for path in dataset.checked_files("data"):
+        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_size)
 
 
 def decide_column_names(steps: Sequence[Step]) -> list[str]:
@@ -154,6 +180,8 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
     ``planner`` replaces ``step.plan`` (an engine's distributed plan of the same step).
     """
     plan = (planner or step.plan)(alive) if step.is_global else None
+    if (shortcut := _plan_as_decisions(step, plan, alive)) is not None:
+        return shortcut
     parts = []
     for batch in alive.to_batches(max_chunksize=batch_size):
         if batch.num_rows == 0:
@@ -171,10 +199,63 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
     return pa.Table.from_batches(parts).combine_chunks()
 
 
+def _plan_as_decisions(step: Step, plan: Any, alive: pa.Table) -> pa.Table | None:
+    """A :class:`RowPlanStep`'s row plan as its decision table when it lists exactly the alive rows, else None.
+
+    ``decide`` of such a step is :func:`lookup_row_plan` on the plan, so the decision table
+    it would build batch by batch is the plan itself: no lookup, no second copy.
+    """
+    if type(step).decide is not RowPlanStep.decide or not isinstance(plan, pa.Table) or alive.num_rows == 0:
+        return None
+    if ORDER not in plan.column_names or DROP_REASON not in plan.column_names or plan.num_rows != alive.num_rows:
+        return None
+    if not np.array_equal(plan.column(ORDER).to_numpy(), alive.column(ORDER).to_numpy()):
+        return None
+    names = [ORDER] + [n for n in plan.column_names if n != ORDER]
+    return plan.select(names).combine_chunks()
+
+
+def alive_table(small: pa.Table, fate: np.ndarray) -> pa.Table:
+    """The decide columns of the rows still alive, with their ``_row`` (the decide columns hold no ``_row``)."""
+    keep = fate == KEPT
+    orders = np.flatnonzero(keep).astype(np.int64)
+    if ORDER in small.column_names:  # row i of the decide columns is input row i: ``_row`` is made here
+        small = small.drop_columns([ORDER])
+    rows = small if orders.size == small.num_rows else small.filter(pa.array(keep))
+    return rows.add_column(0, ORDER, pa.array(orders))
+
+
+def stored_decisions(step: Step, table: pa.Table) -> pa.Table:
+    """The part of a decision table the write pass needs, compactly.
+
+    Rows whose reason and annotations are all null are left out (the write pass
+    reads an unlisted row as kept with null annotations), unless the step
+    weights (:func:`sample_weights` needs every kept row); ``drop_reason`` is
+    dictionary-encoded (decoded again in the write pass).
+    """
+    values = [n for n in table.column_names if n != ORDER]
+    if not step.weight_column and table.num_rows:
+        listed = np.zeros(table.num_rows, dtype=bool)
+        for name in values:
+            listed |= pc.is_valid(table.column(name)).to_numpy(zero_copy_only=False)
+        if not listed.all():
+            table = table.filter(pa.array(listed))
+    if pa.types.is_string(table.schema.field(DROP_REASON).type):
+        reasons = table.column(DROP_REASON).combine_chunks().dictionary_encode()
+        table = table.set_column(table.schema.get_field_index(DROP_REASON), DROP_REASON, reasons)
+    return table.combine_chunks()
+
+
+def _decoded(values: pa.Array) -> pa.Array:
+    """``values`` as its plain type when dictionary-encoded (see :func:`stored_decisions`)."""
+    return values.cast(values.type.value_type) if pa.types.is_dictionary(values.type) else values
+
+
 def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spill: Path,
                  progress: Advance) -> tuple[pa.Table | None, int]:
     """Write scored batches to the ``spill`` file; keep only the decide columns in memory.
 
+    ``_row`` is not kept (row ``i`` of the result is input row ``i``; :func:`alive_table` makes it).
     Returns (the decide columns of every row, or None when there were no rows; the row count).
     """
     small: list[pa.RecordBatch] = []
@@ -190,7 +271,7 @@ def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spi
             missing = [c for c in keep_cols if c not in batch.schema.names]
             if missing:
                 raise RuntimeError(f"decide column {missing[0]!r} was not produced by any step's score")
-            small.append(batch.select(list(keep_cols)))
+            small.append(batch.select([c for c in keep_cols if c != ORDER]))
             n += batch.num_rows
             progress(batch.num_rows, "score")
     finally:
@@ -220,8 +301,9 @@ class LocalEngine:
         self._spill = spill
         try:
             small, n = self._score_pass(dataset, steps, spill / "scored.parquet", stats, progress)
-            fate, tables = self._decide_all(small, steps, stats)
+            fate, tables = self._decide_all(small, n, steps, stats)
             weights = sample_weights(steps, tables, small, fate == KEPT)
+            del small  # the write pass needs only fate, the stored decisions and the weights
             return self._write_pass(spill / "scored.parquet", n, steps, fate, tables, weights, stats, writer,
                                     progress)
         finally:
@@ -240,7 +322,7 @@ class LocalEngine:
 
         def scored() -> Iterator[pa.RecordBatch]:
             offset = 0
-            for batch in dataset.iter_batches(batch_size=self.batch_size):
+            for batch in input_batches(dataset, self.batch_size):
                 if batch.num_rows:
                     yield signatures.take(score_batch(_with_order(batch, offset), steps, seconds))
                     offset += batch.num_rows
@@ -252,28 +334,30 @@ class LocalEngine:
         return result
 
     # --- 2. plan + decide --------------------------------------------------
-    def _decide_all(self, small: pa.Table | None, steps: Sequence[Step],
+    def _decide_all(self, small: pa.Table | None, n: int, steps: Sequence[Step],
                     stats: list[StepStats]) -> tuple[np.ndarray, list[pa.Table | None]]:
-        n = small.num_rows if small is not None else 0
         fate = np.full(n, KEPT, dtype=np.int16)
         tables: list[pa.Table | None] = [None] * len(steps)
         if small is None:
             return fate, tables
         for k, step in enumerate(steps):
             t0 = time.perf_counter()
-            alive = small.filter(pa.array(fate == KEPT))
+            alive = alive_table(small, fate)
+            rows_in = alive.num_rows
             table = decide_step(step, alive, self.batch_size, self._planner(step))
-            tables[k] = table
+            del alive
             reasons = table.column(DROP_REASON)
             dropped = pc.is_valid(reasons).to_numpy(zero_copy_only=False)
             fate[table.column(ORDER).to_numpy()[dropped]] = k
             st = stats[k]
-            st.rows_in, st.kept = alive.num_rows, int(alive.num_rows - dropped.sum())
+            st.rows_in, st.kept = rows_in, int(rows_in - dropped.sum())
             counts = pc.value_counts(reasons.filter(pa.array(dropped))).to_pylist() if dropped.any() else []
             st.dropped = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
             if step.weight_column and step.weight_column in table.column_names:  # absent: no row was alive
                 w = pc.fill_null(table.column(step.weight_column), 1.0).to_numpy()[~dropped]
                 st.weight = _weight_summary(np.asarray(w, dtype=np.float64))
+            tables[k] = stored_decisions(step, table)
+            del table, reasons, dropped
             st.seconds += time.perf_counter() - t0
         return fate, tables
 
@@ -301,7 +385,7 @@ class LocalEngine:
                     tables: list[pa.Table | None], weights: np.ndarray | None, stats: list[StepStats],
                     writer: DatasetWriter, progress: Advance) -> EngineResult:
         if n:
-            for batch in pq.ParquetFile(spill).iter_batches(batch_size=self.batch_size):
+            for batch in pq.ParquetFile(spill, pre_buffer=False).iter_batches(batch_size=self.batch_size):
                 self._write_batch(batch, steps, fate, tables, weights, writer)
                 progress(batch.num_rows, "write")
         dropped: dict[str, int] = {}
@@ -325,7 +409,7 @@ class LocalEngine:
             for col in looked.schema.names:
                 if col == DROP_REASON:
                     mine = pa.array(row_fate == k)
-                    reason = pc.if_else(mine, looked.column(col), reason)
+                    reason = pc.if_else(mine, _decoded(looked.column(col)), reason)
                 elif not col.startswith(INTERNAL_PREFIX):  # same name from two steps (dup_of): first non-null
                     values = looked.column(col)
                     columns[col] = pc.coalesce(columns[col], values) if col in columns else values
