@@ -118,9 +118,15 @@ class Dataset:
     def iter_batches(
         self, kind: str = "data", columns: Sequence[str] | None = None, batch_size: int = 8192
     ) -> Iterator[pa.RecordBatch]:
-        """Stream record batches of ``kind`` in manifest order (bounded memory)."""
+        """Stream record batches of ``kind`` in manifest order, one row group in memory at a time.
+
+        Parquet's ``pre_buffer`` (on by default) keeps every row group read so far
+        of a part cached until the part is done (~60 bytes per short record, up to
+        the 1 GiB part size: 207 vs 29 MiB of Arrow memory reading 3M records); it
+        is off here.
+        """
         for path in self.checked_files(kind):
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(path, pre_buffer=False)
             yield from pf.iter_batches(batch_size=batch_size, columns=list(columns) if columns else None)
 
     def read(self, kind: str = "data", columns: Sequence[str] | None = None) -> pa.Table:
