@@ -8,7 +8,7 @@ import pytest
 
 from filter_fixtures import human_texts, write_dataset
 from provkit.engines import run_filter
-from provkit.engines.local import KEPT, alive_table, input_batches, stored_decisions
+from provkit.engines.local import KEPT, alive_table, stored_decisions
 from provkit.filters import parse_pipeline
 from provkit.filters.step import DROP_REASON, ORDER
 from provkit.provenance import Dataset
@@ -51,10 +51,10 @@ def test_stored_decisions_of_a_weighting_step_keep_every_row():
     assert table.column("w").to_pylist() == [1.0, None, 2.0, None]
 
 
-def test_input_batches_read_every_record_in_manifest_order(tmp_path):
+def test_iter_batches_without_pre_buffer_read_every_record_in_manifest_order(tmp_path):
     texts = human_texts(300)
     src = write_dataset(tmp_path / "src", texts)
-    got = pa.Table.from_batches(list(input_batches(Dataset.open(src), 64)))
+    got = pa.Table.from_batches(list(Dataset.open(src).iter_batches(batch_size=64)))
     assert got.equals(Dataset.open(src).read())
 
 

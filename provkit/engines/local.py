@@ -102,11 +102,6 @@ def _with_order(batch: pa.RecordBatch, start: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([batch.column(n) for n in names] + [order], names=names + [ORDER])
 
 
-def input_batches(dataset: Dataset, batch_size: int) -> Iterator[pa.RecordBatch]:
-    """The dataset's records in manifest order, one row group in memory at a time (:meth:`Dataset.iter_batches`)."""
-    return dataset.iter_batches("data", batch_size=batch_size)
-
-
 def decide_column_names(steps: Sequence[Step]) -> list[str]:
     """``_row``, ``id`` and every step's decide columns, once each, in first-use order."""
     names = [ORDER, "id"]
@@ -315,7 +310,7 @@ class LocalEngine:
 
         def scored() -> Iterator[pa.RecordBatch]:
             offset = 0
-            for batch in input_batches(dataset, self.batch_size):
+            for batch in dataset.iter_batches("data", batch_size=self.batch_size):
                 if batch.num_rows:
                     yield signatures.take(score_batch(_with_order(batch, offset), steps, seconds))
                     offset += batch.num_rows

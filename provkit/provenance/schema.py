@@ -103,8 +103,6 @@ def content_hashes(texts: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Arra
     pass.
     """
     arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.large_string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     offsets, data = string_buffers(arr)
     plain = _in_normal_form(arr, offsets, data)
     sha, view, bounds = hashlib.sha256, memoryview(data), offsets.tolist()
