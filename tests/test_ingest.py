@@ -220,3 +220,17 @@ def test_long_line_within_the_limit_takes_the_fast_path_intact(tmp_path):
     s = ingest([str(src)], tmp_path / "ds")
     assert s.written == 3
     assert [len(r["text"]) for r in rows(tmp_path / "ds")] == [5, len(big), 11]
+
+
+def test_line_numbers_stay_right_after_a_too_large_line_in_an_earlier_block(tmp_path):
+    """A skipped over-long line keeps its place: ids ``file:line`` of later blocks name their own line."""
+    lines = [json.dumps({"text": ("y" * 5000) if n == 3 else f"record {n} " + "x" * 90}) for n in range(1, 3001)]
+    src = tmp_path / "long.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    s = ingest([str(src)], tmp_path / "ds", IngestConfig(on_error="skip", max_record_bytes=1000, block_bytes=1 << 16))
+    assert (s.written, s.quarantined) == (2999, 1)
+    table = Dataset.open(tmp_path / "ds").read()
+    for rid, text in zip(table.column("id").to_pylist(), table.column("text").to_pylist()):
+        assert text.startswith(f"record {rid.rsplit(':', 1)[1]} ")
+    q = pq.read_table(tmp_path / "ds" / "quarantine")
+    assert q.column("line").to_pylist() == [3]

@@ -30,7 +30,10 @@ from provkit.provenance import (
     make_batch,
     verify,
 )
+from provkit.core.atomic import sha256_file
 from provkit.provenance import writer as writer_mod
+from provkit.provenance.schema import SCHEMA
+from provkit.provenance.writer import dictionary_columns
 from provkit.provenance.manifest import SEAL, seal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -378,3 +381,49 @@ def test_manifest_is_sealed_and_an_unsealed_one_fails_verify(tmp_path):
 
 
 
+
+
+# ------------------------------------------------------------------ the background row-group writer
+def test_parts_checksummed_as_written_match_the_files_and_encodings(tmp_path):
+    """Sizes and sha256 taken from the bytes as written equal the files read back; many row groups, two parts."""
+    ds = tmp_path / "ds"
+    with DatasetWriter(ds, Activity("test"), row_group_bytes=1 << 14, part_bytes=1 << 16) as w:
+        for k in range(12):
+            w.write(_batch(f"b{k}", 400))
+    entries = [e for e in json.loads((ds / "manifest.json").read_text())["files"] if e["kind"] == "data"]
+    assert len(entries) >= 2 and sum(e["rows"] for e in entries) == 4800
+    for e in entries:
+        path = ds / e["path"]
+        assert e["bytes"] == path.stat().st_size and e["sha256"] == sha256_file(path)
+        meta = pq.ParquetFile(path).metadata
+        assert meta.num_row_groups > 1 and sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) == e["rows"]
+        cols = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).encodings
+                for i in range(meta.num_columns)}
+        assert "RLE_DICTIONARY" in cols["origin"] and "RLE_DICTIONARY" in cols["generator.model"]
+        assert "RLE_DICTIONARY" not in cols["text"] and "DELTA_LENGTH_BYTE_ARRAY" in cols["content_hash"]
+    assert verify(ds) == [] and len(Dataset.open(ds).read()) == 4800
+    assert "generator.model" in dictionary_columns(SCHEMA) and "parent_ids.list.element" in dictionary_columns(SCHEMA)
+    assert not set(dictionary_columns(SCHEMA)) & {"id", "text", "content_hash"}
+
+
+def test_an_error_in_the_background_writer_surfaces_at_the_next_write(tmp_path, monkeypatch):
+    """A row group that fails to write (disk full) stops the run at the caller's next write, nothing committed."""
+    ds = tmp_path / "ds"
+    calls = []
+    real = pq.ParquetWriter.write_table
+
+    def fail_second(self: Any, *a: Any, **k: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(ds))
+        real(self, *a, **k)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fail_second)
+    written = 0
+    with pytest.raises(DatasetError, match="No space left on device"), \
+            DatasetWriter(ds, Activity("test"), row_group_bytes=1 << 12) as w:
+        for k in range(50):
+            w.write(_batch(f"b{k}", 100))
+            written += 1
+    assert 2 <= written < 50  # stopped early, at a write after the failed row group
+    assert not ds.exists() and not list(tmp_path.glob(".ds.tmp-*"))

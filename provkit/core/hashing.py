@@ -16,6 +16,14 @@ salted ``hash()``, is the same in every process.  Equal strings hash equal;
 different strings may collide (about n²/2⁶⁵ pairs among n), so callers that
 must be exact compare the strings on a hash match.
 
+``sha256_hex(offsets, data, rows, out)`` writes the sha256 hex digest of
+each listed string into a ``(n, 64)`` byte array.  Where the process can load
+OpenSSL's ``libcrypto`` (the library Python's ``hashlib`` wraps) a compiled
+loop calls its ``SHA256_Init/Update/Final`` for each string without the GIL
+(about 0.17 µs a 100-byte string instead of about 1.1 µs through ``hashlib``'s
+per-call Python overhead); elsewhere it falls back to ``hashlib``.  Both give
+the standard FIPS 180-4 digest (tested against ``hashlib``).
+
 ``seeded_uniform(ids, seed, salt)`` is ``blake2b(salt | seed | id)`` (8 bytes,
 little-endian) shifted to 53 bits and scaled to ``[0, 1)``: it depends only on
 (id, seed, salt), so every engine and every batching draws the same numbers.
@@ -23,14 +31,20 @@ little-endian) shifted to 53 bits and scaled to ``[0, 1)``: it depends only on
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 from typing import Sequence
 
+import llvmlite.binding
 import numba
 import numpy as np
 import pyarrow as pa
+from numba import types
 
 MASK64 = (1 << 64) - 1
+_HEX_BYTES = np.frombuffer(b"0123456789abcdef", dtype=np.uint8).copy()
 FMIX_MUL1 = 0xFF51AFD7ED558CCD
 FMIX_MUL2 = 0xC4CEB9FE1A85EC53
 COMBINE_SEED = 0x9E3779B97F4A7C15  # h_0 of a word-hash combination (the 64-bit golden ratio)
@@ -85,6 +99,69 @@ def string_hashes(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     out = np.empty(len(offsets) - 1, dtype=np.uint64)
     _fnv_fmix(offsets, data, out)
     return out
+
+
+_SHA256_INIT = types.ExternalFunction("SHA256_Init", types.int32(types.voidptr))
+_SHA256_UPDATE = types.ExternalFunction("SHA256_Update", types.int32(types.voidptr, types.voidptr, types.uintp))
+_SHA256_FINAL = types.ExternalFunction("SHA256_Final", types.int32(types.voidptr, types.voidptr))
+_CTX_BYTES = 256  # sizeof(SHA256_CTX) is 112; room to spare
+_LIBCRYPTO_NAMES = ("libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.3.dylib", "libcrypto.1.1.dylib")
+
+
+@functools.cache
+def openssl_sha256() -> bool:
+    """Whether OpenSSL's low-level SHA-256 calls are loaded for compiled code (once per process)."""
+    names = [n for n in (ctypes.util.find_library("crypto"),) if n] + list(_LIBCRYPTO_NAMES)
+    for name in names:
+        try:
+            lib = ctypes.CDLL(name)
+            if not all(hasattr(lib, f) for f in ("SHA256_Init", "SHA256_Update", "SHA256_Final")):
+                continue
+            llvmlite.binding.load_library_permanently(name)
+        except (OSError, RuntimeError):
+            continue
+        return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
+def _sha256_hex_openssl(offsets, data, rows, out):  # pragma: no cover - compiled
+    ctx = np.empty(_CTX_BYTES, dtype=np.uint8)
+    digest = np.empty(32, dtype=np.uint8)
+    hexchars = _HEX_BYTES
+    empty = np.zeros(1, dtype=np.uint8)
+    for r in range(len(rows)):
+        i = rows[r]
+        a, b = offsets[i], offsets[i + 1]
+        _SHA256_INIT(ctx.ctypes)
+        if b > a:
+            _SHA256_UPDATE(ctx.ctypes, data[a:b].ctypes, b - a)
+        else:
+            _SHA256_UPDATE(ctx.ctypes, empty.ctypes, 0)
+        _SHA256_FINAL(digest.ctypes, ctx.ctypes)
+        for k in range(32):
+            out[i, 2 * k] = hexchars[digest[k] >> 4]
+            out[i, 2 * k + 1] = hexchars[digest[k] & 15]
+
+
+def sha256_hex(offsets: np.ndarray, data: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+    """Write the sha256 hex digest of string ``i`` (``data[offsets[i]:offsets[i + 1]]``) into ``out[i]`` for each
+    ``i`` in ``rows``; ``out`` is a ``(n, 64)`` uint8 array (other rows are left as they are)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    if not len(rows):
+        return
+    if openssl_sha256():
+        _sha256_hex_openssl(offsets, data, rows, out)
+    else:
+        sha256_hex_hashlib(offsets, data, rows, out)
+
+
+def sha256_hex_hashlib(offsets: np.ndarray, data: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+    """:func:`sha256_hex` through ``hashlib``, one call per string (the path where no libcrypto loads)."""
+    view, bounds = memoryview(data), offsets
+    for i in np.asarray(rows, dtype=np.int64).tolist():
+        out[i] = np.frombuffer(hashlib.sha256(view[int(bounds[i]): int(bounds[i + 1])]).hexdigest().encode(),
+                               dtype=np.uint8)
 
 
 def fmix64_int(h: int) -> int:

@@ -2,6 +2,9 @@
 
 * :func:`normalize_text` - NFC, ``\\r\\n``/``\\r`` -> ``\\n``, outer whitespace
   stripped: the form hashed into a record's ``content_hash``.
+* :func:`in_normal_form` - which strings of an Arrow string buffer
+  :func:`normalize_text` provably leaves as they are (ASCII - NFC leaves it
+  unchanged - with no ``\r`` and no outer whitespace), in one compiled pass.
 * :func:`words` - ``re.findall(r"\\w+", text.lower())``: the words of dedup
   shingling, quality scores and the experiment's diversity metrics.
 * :func:`normalized_words` - the same words joined by single spaces (the byte
@@ -16,6 +19,7 @@ import re
 import unicodedata
 from typing import Iterable
 
+import numba
 import numpy as np
 
 WORD_RE = re.compile(r"\w+")
@@ -26,6 +30,32 @@ _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 def normalize_text(text: str) -> str:
     """The normal form hashed into ``content_hash``: NFC, line endings unified, outer space stripped."""
     return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+
+
+_ASCII_SPACE = np.zeros(256, dtype=np.bool_)
+_ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # the ASCII characters str.strip() removes
+
+
+@numba.njit(cache=True, nogil=True)
+def _normal_form_kernel(offsets, data, space, out):  # pragma: no cover - compiled
+    for i in range(len(out)):
+        a, b = offsets[i], offsets[i + 1]
+        if b > a and (space[data[a]] or space[data[b - 1]]):
+            out[i] = False
+            continue
+        odd = 0  # any non-ASCII byte (bit 7) or CR; branch-free so the loop vectorizes
+        for k in range(a, b):
+            c = data[k]
+            odd |= (c >> 7) | (c == 13)
+        out[i] = odd == 0
+
+
+def in_normal_form(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Strings (row ``i`` is ``data[offsets[i]:offsets[i + 1]]``, UTF-8) that :func:`normalize_text` provably leaves
+    unchanged: ASCII, no ``\r``, no outer whitespace.  Others may still be in normal form."""
+    out = np.empty(len(offsets) - 1, dtype=np.bool_)
+    _normal_form_kernel(offsets, data, _ASCII_SPACE, out)
+    return out
 
 
 def words(text: str) -> list[str]:

@@ -69,6 +69,21 @@ MAP_BYTES = 32 << 20
 """A lookup maps a disk run's hashes afresh for every this many bytes of them (see ``_disk_candidates``)."""
 
 
+def hash_order(hashes: np.ndarray) -> np.ndarray:
+    """``np.argsort(hashes, kind="stable")``, faster: an unstable sort (about 4x faster on uint64), then only the
+    positions of repeated hashes (rare: duplicates and collisions) put back in their original order."""
+    order = np.argsort(hashes)
+    ranked = hashes[order]
+    tie = ranked[1:] == ranked[:-1]
+    if tie.any():
+        in_tie = np.zeros(len(order), dtype=bool)
+        in_tie[1:] |= tie
+        in_tie[:-1] |= tie
+        sub = order[in_tie]
+        order[in_tie] = sub[np.lexsort((sub, ranked[in_tie]))]
+    return order
+
+
 @dataclass(frozen=True)
 class _Ids:
     """A batch of ids as hashes + the Arrow string buffers (``offsets``, ``data``)."""
@@ -199,7 +214,7 @@ class IdIndex:
         q = _Ids.of(ids, self.hasher)
         dup = np.zeros(len(q), dtype=bool)
         if len(q):
-            order = np.argsort(q.hashes, kind="stable")  # one sort serves the three steps
+            order = hash_order(q.hashes)  # one sort serves the three steps
             _repeats(q.hashes, order, q.offsets, q.data, dup)
             self._mark_seen(q, dup, order)
             self._add(q, order[~dup[order]], presorted=True)
@@ -210,7 +225,7 @@ class IdIndex:
         q = _Ids.of(ids, self.hasher)
         found = np.zeros(len(q), dtype=bool)
         if len(q):
-            self._mark_seen(q, found, np.argsort(q.hashes, kind="stable"))
+            self._mark_seen(q, found, hash_order(q.hashes))
         return found
 
     def add(self, ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> None:
@@ -298,7 +313,7 @@ class IdIndex:
         if not len(take):
             return
         if not presorted:
-            take = take[np.argsort(q.hashes[take], kind="stable")]
+            take = take[hash_order(q.hashes[take])]
         offsets, data = _gather(q.offsets, q.data, take)
         self.runs.append(_Run(q.hashes[take], offsets, data))
         self._in_memory += len(take)

@@ -19,7 +19,8 @@ record) beside the output's staging directory, removed when the run ends,
 committed or not; a hash match is confirmed by comparing the id bytes, so a
 hash collision is never reported as a duplicate.  Everything else is per
 chunk (``block_bytes``, at most three chunks in flight: one checked and
-waiting, one being read and checked, one being written).
+waiting, one being read and checked, one being finished; plus two row groups
+in the writer).
 """
 
 from __future__ import annotations
@@ -223,7 +224,8 @@ def check_text(table: pa.Table, cfg: IngestConfig, problems: _Problems) -> None:
     problems.flag(_mask(pc.greater(pc.binary_length(text), cfg.max_record_bytes)),
                   lambda i: f"record too large (text of {len(text[i].as_py().encode())} bytes > --max-record-bytes "
                             f"{cfg.max_record_bytes})")
-    problems.flag(_mask(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)), "empty text")
+    # only whitespace (no copy of the text, unlike trimming it first)
+    problems.flag(_mask(pc.or_(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text))), "empty text")
 
 
 def origins_of(table: pa.Table, cfg: IngestConfig, problems: _Problems) -> pa.Array:
@@ -288,9 +290,12 @@ def _empty_lists(n: int) -> pa.Array:
 
 
 def _bad_rows(table: pa.Table, chunk: RawChunk, problems: _Problems) -> list[BadRecord]:
-    out = []
+    out: list[BadRecord] = []
+    rows = np.flatnonzero(problems.bad)
+    if not len(rows):
+        return out
     pos = table.column(POS).to_pylist()
-    for i in np.flatnonzero(problems.bad):
+    for i in rows:
         row = {k: v for k, v in table.slice(int(i), 1).to_pylist()[0].items() if k not in (POS, SOURCE)}
         raw = json.dumps(row, default=str, ensure_ascii=False)
         out.append(BadRecord(chunk.source, pos[i], chunk.unit, problems.reason(int(i)),
@@ -423,13 +428,15 @@ class Ingest:
 
         Reading and checking (parse, field checks, content hashes: no run state)
         run in the prefetch thread, so they overlap with the run-state part
-        (:meth:`finish`: duplicate ids) and the Parquet writing here.
+        (:meth:`finish`: duplicate ids) here and the writer's Parquet encoding.
         """
         opts = self.cfg.read_options()
         for source in self.sources:
-            # depth 1: one checked chunk waits while the next is read and checked (a chunk holds its raw
-            # table and its records: a deeper queue fills up whenever writing or an id spill stalls this thread)
-            yield from prefetch(((chunk, self.check(chunk, source)) for chunk in read_source(source, opts)), depth=1)
+            # two threads, depth 1 each (a deeper queue only fills up while the writer stalls): one reads and
+            # parses (no compiled code: it never waits for the JIT), one checks and hashes; the first chunk's
+            # check loads the compiled kernels while the reader parses the next chunks
+            raw = prefetch(read_source(source, opts), depth=1)
+            yield from prefetch(((chunk, self.check(chunk, source)) for chunk in raw), depth=1)
 
     def tag(self, chunk: RawChunk, source: Source) -> _Tagged:
         """Check a chunk's rows and turn the good ones into schema records; fail or collect the bad ones."""
@@ -443,9 +450,12 @@ class Ingest:
         origin = origins_of(table, self.cfg, problems)
         ids = ids_of(table, chunk, self.cfg, problems)
         parents = parents_of(table, self.cfg, problems)
-        ok = pa.array(~problems.bad)
+        bad = problems.bad
         records = None
-        if not problems.bad.all():
+        if not bad.any():  # the common case: no copy
+            records = self._records(table, ids, origin, parents, source)
+        elif not bad.all():
+            ok = pa.array(~bad)
             records = self._records(table.filter(ok), pc.filter(ids, ok), pc.filter(origin, ok),
                                     pc.filter(parents, ok), source)
         return _Checked(problems, ids, records)

@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from provkit.core.hashing import string_buffers
-from provkit.core.text import normalize_text
+from provkit.core.hashing import sha256_hex, string_buffers
+from provkit.core.text import in_normal_form, normalize_text
 
 SCHEMA_VERSION = "1.0"
 
@@ -81,6 +80,8 @@ SCHEMA = pa.schema(
 )
 
 COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
+PLAIN_COLUMNS: tuple[str, ...] = ("id", "content_hash", "text")
+"""Columns whose values are (nearly) all distinct: stored without Parquet dictionary encoding."""
 
 
 def content_hash(text: str) -> str:
@@ -88,52 +89,27 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_ASCII_SPACE = np.zeros(256, dtype=bool)
-_ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # the ASCII characters str.strip() removes
-
-
 def content_hashes(texts: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
     """:func:`content_hash` of every text, as an Arrow string array (the same digests, in bulk).
 
-    A text already in normal form (ASCII - NFC leaves it as it is - with no
-    ``\\r`` and no outer whitespace, found with Arrow compute and NumPy over the
-    whole array) is hashed straight from the Arrow buffer; only the others go
-    through :func:`normalize_text`.  The 32-byte digests become hex in one NumPy
-    pass.
+    A text already in normal form (:func:`provkit.core.text.in_normal_form`:
+    ASCII, no ``\\r``, no outer whitespace - one compiled pass over the Arrow
+    buffer) is hashed straight from the buffer
+    (:func:`provkit.core.hashing.sha256_hex`, no Python object per row); only
+    the others go through :func:`normalize_text`.
     """
     arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.large_string())
     offsets, data = string_buffers(arr)
-    plain = _in_normal_form(arr, offsets, data)
-    sha, view, bounds = hashlib.sha256, memoryview(data), offsets.tolist()
-    digests = [b""] * len(arr)
-    for i in np.flatnonzero(plain).tolist():
-        digests[i] = sha(view[bounds[i]: bounds[i + 1]]).digest()
+    n = len(offsets) - 1
+    plain = in_normal_form(offsets, data)
+    hexed = np.empty((n, 64), dtype=np.uint8)
+    sha256_hex(offsets, data, np.flatnonzero(plain), hexed)
     others = np.flatnonzero(~plain)
     if len(others):
         for i, text in zip(others.tolist(), arr.take(pa.array(others)).to_pylist()):
-            digests[i] = sha(normalize_text(text).encode("utf-8")).digest()
-    raw = np.frombuffer(b"".join(digests), dtype=np.uint8)
-    hexed = np.empty(2 * len(raw), dtype=np.uint8)
-    hexed[0::2], hexed[1::2] = _HEX[raw >> 4], _HEX[raw & 15]
-    hex_offsets = np.arange(0, 64 * len(arr) + 1, 64, dtype=np.int32)
-    return pa.StringArray.from_buffers(len(arr), pa.py_buffer(hex_offsets), pa.py_buffer(hexed))
-
-
-def _in_normal_form(arr: pa.Array, offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """Rows whose text :func:`normalize_text` provably leaves unchanged (ASCII, no CR, no outer whitespace)."""
-    if not len(data):
-        return np.ones(len(arr), dtype=bool)
-    ascii_ = np.asarray(pc.fill_null(pc.string_is_ascii(arr), True).to_numpy(zero_copy_only=False), dtype=bool)
-    starts, ends = offsets[:-1], offsets[1:]
-    nonempty = ends > starts
-    first = data[np.minimum(starts, len(data) - 1)]
-    last = data[np.clip(ends - 1, 0, len(data) - 1)]
-    plain = ascii_ & ~(nonempty & (_ASCII_SPACE[first] | _ASCII_SPACE[last]))
-    if (data == 13).any():
-        plain &= ~np.asarray(pc.fill_null(pc.match_substring(arr, "\r"), False).to_numpy(zero_copy_only=False),
-                             dtype=bool)
-    return plain
+            hexed[i] = np.frombuffer(content_hash(text or "").encode(), dtype=np.uint8)
+    hex_offsets = np.arange(0, 64 * n + 1, 64, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(hex_offsets), pa.py_buffer(hexed))
 
 
 @dataclass(frozen=True)

@@ -273,11 +273,56 @@ def split_lone_cr(buf: bytes, final: bool) -> bytes:
     return buf
 
 
-def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes, list[tuple[int, int]]]]:
-    """Yield ``(first_line_number, block, too_large)`` with ``block`` ending at a line end.
+MAX_JSON_DEPTH = 256
+"""Deeper JSON is a bad record: Arrow's JSON reader crashes on ~20k levels, Python's recurses."""
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Where the lines of a block lie (a block ends with ``\\n``): line ``i`` is ``block[starts[i]:ends[i]]``
+    (``ends[i]`` is its ``\\n``).  ``depth_bound[i]`` bounds its JSON nesting depth from above: its count of
+    ``{`` and ``[`` bytes where the line is longer than ``deep`` bytes, else its length."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    depth_bound: np.ndarray
+    blank: np.ndarray  # empty, or only "\r" (pyarrow's JSON reader skips these)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.ends - self.starts
+
+
+def scan_lines(block: bytes, deep: int = MAX_JSON_DEPTH) -> Lines:
+    """The :class:`Lines` of ``block``: NumPy over the bytes (no compiled code, so a reader thread never waits for
+    the JIT); brackets are counted only when some line is longer than ``deep`` bytes."""
+    arr = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    starts = np.empty(len(ends), dtype=np.int64)
+    if len(ends):
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+    lengths = ends - starts
+    depth_bound = lengths.copy()
+    long_lines = np.flatnonzero(lengths > deep)
+    if len(long_lines):  # "{" is 123, "[" is 91 = 123 without bit 5
+        brackets = np.flatnonzero((arr | 32) == 123)
+        depth_bound[long_lines] = (np.searchsorted(brackets, ends[long_lines])
+                                   - np.searchsorted(brackets, starts[long_lines]))
+    first = arr[np.minimum(starts, max(len(arr) - 1, 0))] if len(arr) else np.zeros(0, dtype=np.uint8)
+    blank = (lengths == 0) | ((lengths == 1) & (first == 13))
+    return Lines(starts, ends, depth_bound, blank)
+
+
+def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes, list[tuple[int, int]], Lines]]:
+    """Yield ``(first_line_number, block, too_large, lines)`` with ``block`` ending at a line end.
 
     A line longer than ``max_record_bytes`` is never held in memory: it is
-    skipped and reported in ``too_large`` as ``(line_number, length)``.
+    skipped (left in ``block`` as an empty line, so line numbers stay) and
+    reported in ``too_large`` as ``(line_number, length)``.
     """
     limit = opts.max_record_bytes
     line_no = 1
@@ -287,29 +332,32 @@ def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes,
             data = f.read(opts.block_bytes)
             if not data:
                 break
-            buf = split_lone_cr(carry + data, final=False)
+            buf = split_lone_cr(carry + data, final=False) if carry else split_lone_cr(data, final=False)
             cut = buf.rfind(b"\n")
             if cut < 0:
                 if len(buf) > limit:  # one huge line: skip to its end
                     skipped, tail = _skip_line(f, len(buf), opts.block_bytes)
-                    yield line_no, b"", [(line_no, skipped)]
+                    yield line_no, b"", [(line_no, skipped)], scan_lines(b"")
                     line_no += 1
                     carry = tail
                     continue
                 carry = buf
                 continue
-            block, carry = buf[: cut + 1], buf[cut + 1:]
-            too_large = []
-            if len(block) > limit:
-                block, too_large = _drop_long_lines(block, line_no, limit)
-            yield line_no, block, too_large
-            line_no += block.count(b"\n") + len(too_large)
+            block, carry = (buf, b"") if cut == len(buf) - 1 else (buf[: cut + 1], buf[cut + 1:])
+            lines = scan_lines(block)
+            too_large: list[tuple[int, int]] = []
+            if len(block) > limit and (lines.lengths > limit).any():
+                block, too_large = _drop_long_lines(block, line_no, limit, lines)
+                lines = scan_lines(block)
+            yield line_no, block, too_large, lines
+            line_no += len(lines)  # a dropped line stays as an empty line
         carry = split_lone_cr(carry, final=True)  # holds no line end but maybe a final lone CR
         if carry:
             if len(carry) > limit:
-                yield line_no, b"", [(line_no, len(carry))]
+                yield line_no, b"", [(line_no, len(carry))], scan_lines(b"")
             else:
-                yield line_no, carry if carry.endswith(b"\n") else carry + b"\n", []
+                block = carry if carry.endswith(b"\n") else carry + b"\n"
+                yield line_no, block, [], scan_lines(block)
 
 
 def _skip_line(f: Any, seen: int, block: int) -> tuple[int, bytes]:
@@ -324,32 +372,21 @@ def _skip_line(f: Any, seen: int, block: int) -> tuple[int, bytes]:
         seen += len(data)
 
 
-def _drop_long_lines(block: bytes, first_line: int, limit: int) -> tuple[bytes, list[tuple[int, int]]]:
-    """Blank out lines over ``limit`` bytes (keeping the line count) and report them."""
-    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    lengths = ends - starts
+def _drop_long_lines(block: bytes, first_line: int, limit: int, lines: Lines) -> tuple[bytes, list[tuple[int, int]]]:
+    """Blank out lines over ``limit`` bytes (keeping their line ends, so the line count stays) and report them."""
+    lengths = lines.lengths
     long_idx = np.flatnonzero(lengths > limit)
-    if not len(long_idx):
-        return block, []
     pieces, prev = [], 0
     for i in long_idx:
-        pieces.append(block[prev: starts[i]])
-        prev = ends[i]  # keep the newline
+        pieces.append(block[prev: lines.starts[i]])
+        prev = int(lines.ends[i])  # keep the newline
     pieces.append(block[prev:])
     return b"".join(pieces), [(first_line + int(i), int(lengths[i])) for i in long_idx]
 
 
-def line_numbers(block: bytes, first_line: int) -> np.ndarray:
-    """1-based line numbers of the non-blank lines of ``block`` (pyarrow skips blank lines)."""
-    arr = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(arr == 10)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    lengths = ends - starts
-    # a line holding only "\r" is blank too
-    cr_only = (lengths == 1) & (arr[np.minimum(starts, len(arr) - 1)] == 13)
-    keep = (lengths > 0) & ~cr_only
-    return first_line + np.flatnonzero(keep)
+def line_numbers(lines: Lines, first_line: int) -> np.ndarray:
+    """1-based line numbers of the non-blank lines (pyarrow skips blank lines)."""
+    return first_line + np.flatnonzero(~lines.blank)
 
 
 def too_large_records(source: Source, items: list[tuple[int, int]], opts: ReadOptions, unit: str = "line") -> list[BadRecord]:

@@ -20,8 +20,10 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from provkit.provenance.readers.base import (
+    MAX_JSON_DEPTH,
     POS,
     BadRecord,
+    Lines,
     RawChunk,
     ReadOptions,
     Source,
@@ -31,6 +33,7 @@ from provkit.provenance.readers.base import (
     plain_value,
     raw_text,
     rows_table,
+    scan_lines,
     select_fields,
     too_large_records,
     type_reason,
@@ -44,27 +47,25 @@ def read(source: Source, opts: ReadOptions) -> Iterator[RawChunk]:
     wanted = opts.fields.wanted()
     schema = pa.schema([(name, pa.large_string() if key == "text" else pa.string())
                         for key, name in wanted.items() if key in ("text", "origin")])
-    for first, block, too_large in iter_line_blocks(source.uri, opts):
+    for first, block, too_large, lines in iter_line_blocks(source.uri, opts):
         bad = too_large_records(source, too_large, opts)
-        block, deep = _blank_deep_lines(source, block, first)
+        block, lines, deep = _blank_deep_lines(source, block, first, lines)
         bad += deep
         table = None
-        if block.strip():
+        if not lines.blank.all() and not block.isspace():
             table = _parse_json_block(block, schema, wanted)
-            lines = line_numbers(block, first)
-            if table is not None and table.num_rows != len(lines):
+            numbers = line_numbers(lines, first)
+            if table is not None and table.num_rows != len(numbers):
                 table = None  # a line of spaces or two objects on one line: let the slow path sort it out
             if table is None:
                 table, more = _parse_json_lines(source, block, first, wanted)
                 bad += more
             else:
-                table = table.append_column(POS, pa.array(lines, pa.int64()))
+                table = table.append_column(POS, pa.array(numbers, pa.int64()))
         yield RawChunk(source.uri, "line", table if table is not None else empty(), bad, source.id_prefix,
                        len(block) + sum(n for _, n in too_large))
 
 
-MAX_JSON_DEPTH = 256
-"""Deeper JSON is a bad record: Arrow's JSON reader crashes on ~20k levels, Python's recurses."""
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 
@@ -75,56 +76,31 @@ def json_depth(line: bytes) -> int:
     return int(np.cumsum(step).max(initial=0))
 
 
-_NOT_BRACKET_OR_NEWLINE = bytes(c for c in range(256) if c not in b"{[\n")
-
-
-def _may_nest_deeper(block: bytes) -> bool:
-    """Whether some line of ``block`` has more than :data:`MAX_JSON_DEPTH` opening brackets.
-
-    The block is first reduced to its ``{``, ``[`` and newline bytes (one C
-    ``bytes.translate`` pass), so the per-line count runs over a few bytes a
-    line instead of every byte.
-    """
-    arr = np.frombuffer(block.translate(None, _NOT_BRACKET_OR_NEWLINE), dtype=np.uint8)
-    ends = np.flatnonzero(arr == 10)
-    bounds = np.concatenate(([-1], ends, [len(arr)]))
-    return bool((np.diff(bounds) - 1 > MAX_JSON_DEPTH).any())
-
-
-def _blank_deep_lines(source: Source, block: bytes, first: int) -> tuple[bytes, list[BadRecord]]:
+def _blank_deep_lines(source: Source, block: bytes, first: int, lines: Lines) -> tuple[bytes, Lines, list[BadRecord]]:
     """Lines nested deeper than :data:`MAX_JSON_DEPTH`, blanked out of ``block`` and reported as bad.
 
-    Cheap: a line's depth is at most its number of opening brackets, so a block
-    with fewer than the limit cannot hold such a line (one ``bytes.count``
-    each); otherwise the brackets are counted per line from their positions
-    (``searchsorted`` of the line ends among the bracket offsets: O(brackets),
-    no per-byte running sum) and only lines with that many opening brackets
-    are measured exactly.
+    Cheap: a line's depth is at most its number of opening brackets (and its
+    length): ``lines.depth_bound``, from the block's one compiled scan; only
+    lines whose bound exceeds the limit are measured exactly.
     """
-    if block.count(b"{") + block.count(b"[") <= MAX_JSON_DEPTH:
-        return block, []
-    if not _may_nest_deeper(block):
-        return block, []
-    arr = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(arr == 10)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    brackets = np.flatnonzero((arr == 123) | (arr == 91))
-    per_line = np.searchsorted(brackets, ends) - np.searchsorted(brackets, starts)
-    candidates = np.flatnonzero(per_line > MAX_JSON_DEPTH)
+    candidates = np.flatnonzero(lines.depth_bound > MAX_JSON_DEPTH)
+    if not len(candidates):
+        return block, lines, []
     pieces, bad, prev = [], [], 0
     for i in candidates:
-        line = block[starts[i]: ends[i]]
+        line = block[lines.starts[i]: lines.ends[i]]
         depth = json_depth(line)
         if depth <= MAX_JSON_DEPTH:
             continue
         bad.append(BadRecord(source.uri, first + int(i), "line",
                              f"JSON nested deeper than {MAX_JSON_DEPTH} levels ({depth})", *raw_text(line)))
-        pieces.append(block[prev: starts[i]])
-        prev = int(ends[i])  # keep the newline: line numbers stay
+        pieces.append(block[prev: lines.starts[i]])
+        prev = int(lines.ends[i])  # keep the newline: line numbers stay
     if not bad:
-        return block, []
+        return block, lines, []
     pieces.append(block[prev:])
-    return b"".join(pieces), bad
+    block = b"".join(pieces)
+    return block, scan_lines(block), bad
 
 
 def _parse_json_block(block: bytes, schema: pa.Schema, wanted: dict[str, str]) -> pa.Table | None:

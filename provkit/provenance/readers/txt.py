@@ -30,7 +30,7 @@ def read(source: Source, opts: ReadOptions) -> Iterator[RawChunk]:
     pos: list[int] = []
     bad: list[BadRecord] = []
     nbytes = 0
-    for first, block, too_large in iter_line_blocks(source.uri, opts):
+    for first, block, too_large, _ in iter_line_blocks(source.uri, opts):
         bad += too_large_records(source, too_large, opts)
         nbytes += len(block)
         records = _lines(block, first) if opts.split == "line" else _paragraphs(block, first)

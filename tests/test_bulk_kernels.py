@@ -1,0 +1,105 @@
+"""The bulk kernels of the ingest's hot path, each proved against the plain definition it replaces.
+
+* ``sha256_hex`` (OpenSSL through a compiled loop, or ``hashlib``) == ``hashlib.sha256(...).hexdigest()``;
+* ``in_normal_form`` only ever says "unchanged" of texts ``normalize_text`` leaves unchanged;
+* ``scan_lines`` finds the lines ``bytes.split`` finds, a depth bound never below the true JSON depth;
+* ``hash_order`` == ``np.argsort(kind="stable")``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from provkit.core.hashing import openssl_sha256, sha256_hex, sha256_hex_hashlib, string_buffers
+from provkit.core.text import in_normal_form, normalize_text
+from provkit.provenance.idindex import hash_order
+from provkit.provenance.readers.base import MAX_JSON_DEPTH, scan_lines
+from provkit.provenance.readers.jsonl import json_depth
+from provkit.provenance.schema import content_hash, content_hashes
+
+TEXTS = st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=300), max_size=60)
+
+
+def _hex(texts: list[str], rows: np.ndarray) -> list[str]:
+    arr = pa.array(texts, pa.large_string())
+    offsets, data = string_buffers(arr)
+    out = np.zeros((len(texts), 64), dtype=np.uint8)
+    sha256_hex(offsets, data, rows, out)
+    return [out[i].tobytes().decode() for i in range(len(texts))]
+
+
+def test_openssl_is_found_on_this_machine():
+    """The fast path is the one CI runs (libcrypto ships with Python's hashlib); the fallback is tested below."""
+    assert openssl_sha256()
+
+
+@settings(max_examples=60, deadline=None)
+@given(TEXTS, st.integers(0, 2**32 - 1))
+def test_sha256_hex_equals_hashlib(texts, seed):
+    rows = np.flatnonzero(np.random.default_rng(seed).random(len(texts)) < 0.7)
+    got = _hex(texts, rows)
+    for i, text in enumerate(texts):
+        want = hashlib.sha256(text.encode()).hexdigest() if i in set(rows.tolist()) else "\0" * 64
+        assert got[i] == want
+
+
+def test_sha256_hex_fallback_equals_hashlib():
+    """Where no libcrypto can be loaded the same digests come from hashlib, one call per string."""
+    texts = ["", "a", "é" * 40, "x" * 5000, "line\r\nbreak"]
+    offsets, data = string_buffers(pa.array(texts, pa.large_string()))
+    out = np.zeros((len(texts), 64), dtype=np.uint8)
+    sha256_hex_hashlib(offsets, data, np.arange(len(texts)), out)
+    got = [out[i].tobytes().decode() for i in range(len(texts))]
+    assert got == _hex(texts, np.arange(len(texts))) == [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+
+
+@settings(max_examples=100, deadline=None)
+@given(TEXTS)
+def test_in_normal_form_is_sound_and_content_hashes_match(texts):
+    offsets, data = string_buffers(pa.array(texts, pa.large_string()))
+    plain = in_normal_form(offsets, data)
+    for text, p in zip(texts, plain):
+        if p:
+            assert normalize_text(text) == text
+    assert content_hashes(texts).to_pylist() == [content_hash(t) for t in texts]
+
+
+def test_in_normal_form_on_the_edges():
+    texts = ["", "abc", " abc", "abc\t", "a\rb", "a\nb", "caf\u00e9", "\x1c", "a b"]
+    offsets, data = string_buffers(pa.array(texts))
+    assert in_normal_form(offsets, data).tolist() == [True, True, False, False, False, True, False, False, True]
+
+
+LINES = st.lists(st.one_of(
+    st.just(""), st.just("\r"), st.text(alphabet="ab {}[]\"\\", max_size=40),
+    st.integers(200, 400).map(lambda d: '{"t": ' + "[" * d + "]" * d + "}"),
+    st.integers(0, 300).map(lambda n: json.dumps({"text": "w " * n})),
+), max_size=40)
+
+
+@settings(max_examples=100, deadline=None)
+@given(LINES)
+def test_scan_lines_finds_every_line_and_bounds_its_depth(lines):
+    block = "".join(line + "\n" for line in lines).encode()
+    scan = scan_lines(block)
+    pieces = block.split(b"\n")[:-1]
+    assert len(scan) == len(pieces)
+    for i, piece in enumerate(pieces):
+        assert block[scan.starts[i]: scan.ends[i]] == piece
+        assert scan.blank[i] == (piece in (b"", b"\r"))
+        assert scan.depth_bound[i] >= json_depth(piece)
+        if scan.depth_bound[i] <= MAX_JSON_DEPTH:
+            assert json_depth(piece) <= MAX_JSON_DEPTH
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 20), max_size=200))
+def test_hash_order_is_the_stable_argsort(values):
+    hashes = np.array(values, dtype=np.uint64)
+    assert hash_order(hashes).tolist() == np.argsort(hashes, kind="stable").tolist()
