@@ -21,7 +21,7 @@ runner = CliRunner()
 
 
 def _big_jsonl(path: Path, mb: int) -> Path:
-    """~``mb`` MB of JSON lines (enough for the 64 MiB row-group buffer to spill to a part file)."""
+    """~``mb`` MB of JSON lines (enough for the 32 MiB row-group buffer to spill to a part file)."""
     line = '{"text": "%s"}\n'
     words = ("collapse tails human model generation provenance record " * 16).strip()
     with open(path, "w") as f:

@@ -217,8 +217,9 @@ class _Repeat:
     def array(self, type_: pa.DataType) -> pa.Array:
         if self.value is None:
             return pa.nulls(self.n, type_)
-        if pa.types.is_dictionary(type_):
-            return pa.repeat(pa.scalar(self.value, type_.value_type), self.n).cast(type_)
+        if pa.types.is_dictionary(type_):  # one dictionary entry, all indices 0: no per-row hashing
+            indices = pa.array(np.zeros(self.n, dtype=type_.index_type.to_pandas_dtype()), type_.index_type)
+            return pa.DictionaryArray.from_arrays(indices, pa.array([self.value], type_.value_type))
         return pa.repeat(pa.scalar(self.value, type_), self.n)
 
 

@@ -21,7 +21,8 @@ caller prepares the next batches meanwhile; its errors surface at the next
 write or at commit.  Dictionary encoding is asked for every column except the
 record schema's all-distinct ones (:data:`~provkit.provenance.schema.PLAIN_COLUMNS`:
 ``id``, ``content_hash``, ``text``), where it would only be tried and dropped;
-``content_hash`` is written DELTA_LENGTH_BYTE_ARRAY (:data:`COLUMN_ENCODINGS`).
+``content_hash`` is written DELTA_LENGTH_BYTE_ARRAY (:data:`COLUMN_ENCODINGS`);
+``text`` and ``content_hash`` carry no min/max statistics (:func:`statistics_columns`).
 Each part's sha256 and size are taken from the bytes as they are written
 (:class:`_ChecksumFile`), so the commit does not read the parts back.
 """
@@ -94,6 +95,12 @@ smaller and faster to write than PLAIN (a standard Parquet encoding every common
 def dictionary_columns(schema: pa.Schema) -> list[str]:
     """The Parquet leaf paths of ``schema`` to dictionary-encode: all but those of :data:`PLAIN_COLUMNS`."""
     return [path for f in schema if f.name not in PLAIN_COLUMNS for path in _leaf_paths(f.name, f.type)]
+
+
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """The Parquet leaf paths to keep min/max statistics for: all but ``text`` and ``content_hash`` (the min and
+    max of a corpus's texts or of random digests prune nothing, and computing them costs a pass over the bytes)."""
+    return [path for f in schema if f.name not in ("text", "content_hash") for path in _leaf_paths(f.name, f.type)]
 
 
 def _leaf_paths(prefix: str, type_: pa.DataType) -> list[str]:
@@ -182,6 +189,7 @@ class _PartWriter:
         self._sink: pa.NativeFile | None = None
         self._pool: ThreadPoolExecutor | None = None  # one thread: encodes and writes full row groups in order
         self._pending: Future[None] | None = None
+        self.pending_rows = 0  # rows handed to the background thread and not yet counted in current_rows
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
@@ -212,6 +220,7 @@ class _PartWriter:
         self._wait()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"provkit-write-{self.kind}")
+        self.pending_rows = table.num_rows
         self._pending = self._pool.submit(self._write_row_group, table)
 
     def _wait(self) -> None:
@@ -234,10 +243,11 @@ class _PartWriter:
             self._sink = pa.output_stream(self._file, buffer_size=SINK_BUFFER)
             self.writer = pq.ParquetWriter(self._sink, schema, compression="zstd",
                                            use_dictionary=dictionary_columns(schema),
+                                           write_statistics=statistics_columns(schema),
                                            column_encoding={c: e for c, e in COLUMN_ENCODINGS.items()
                                                             if c in schema.names} or None)
         self.writer.write_table(table.replace_schema_metadata(self.writer.schema.metadata), row_group_size=table.num_rows)
-        self.current_rows += table.num_rows
+        self.current_rows, self.pending_rows = self.current_rows + table.num_rows, 0
         if self._sink is not None and self._sink.tell() >= self.part_bytes:  # tell() counts the buffered bytes
             self._close_part()
 
@@ -299,7 +309,7 @@ class DatasetWriter:
         *,
         parents: Sequence[str | Path] = (),
         mode: str = "create",
-        row_group_bytes: int = 64 << 20,
+        row_group_bytes: int = 32 << 20,
         part_bytes: int = 1 << 30,
         lock_timeout: float = 600.0,
     ):
@@ -494,7 +504,7 @@ class DatasetWriter:
         part = self._parts.get(kind)
         if part is None:
             return 0
-        return sum(p.rows for p in part.written) + part.current_rows + sum(b.num_rows for b in part.buffer)
+        return sum(p.rows for p in part.written) + part.current_rows + part.pending_rows + sum(b.num_rows for b in part.buffer)
 
     # --- commit ----------------------------------------------------------
     def commit(self) -> Dataset:
