@@ -47,19 +47,21 @@ WORDS = ("the of and to in is that for it as was with be by on not he this are o
          "collapse generation tail distribution provenance record text corpus sample token perplexity").split()
 
 PEER = """
-import sys, time, pyarrow.json as pj, pyarrow.parquet as pq
-t = time.perf_counter()
+import resource, sys, time, pyarrow.json as pj, pyarrow.parquet as pq
+r, t = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 table = pj.read_json(sys.argv[1])
 pq.write_table(table, sys.argv[2], compression="zstd")
-print(time.perf_counter() - t, table.num_rows)
+e = resource.getrusage(resource.RUSAGE_SELF)
+print(time.perf_counter() - t, table.num_rows, e.ru_utime + e.ru_stime - r.ru_utime - r.ru_stime)
 """
 
 PROVKIT = """
-import sys, time
+import resource, sys, time
 from provkit.provenance import IngestConfig, ingest
-t = time.perf_counter()
+r, t = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 s = ingest([sys.argv[1]], sys.argv[2], IngestConfig(id_field="id"))
-print(time.perf_counter() - t, s.written)
+e = resource.getrusage(resource.RUSAGE_SELF)
+print(time.perf_counter() - t, s.written, e.ru_utime + e.ru_stime - r.ru_utime - r.ru_stime)
 """
 
 LAUNCH = """
@@ -101,11 +103,12 @@ def make_short_corpus(path: Path, records: int, seed: int = 0, words: int = 20, 
     return records
 
 
-def measure(code: str, src: Path, out: Path) -> tuple[float, int, int]:
-    """(seconds of work, rows, peak RSS in KiB) of ``code`` run on ``src`` in a fresh subprocess."""
+def measure(code: str, src: Path, out: Path) -> tuple[float, int, int, float]:
+    """(seconds of work, rows, peak RSS in KiB, CPU seconds of the work) of ``code`` run on ``src`` in a fresh
+    subprocess (imports excluded from both times)."""
     cmd = [sys.executable, "-c", LAUNCH, sys.executable, "-c", code, str(src), str(out)]
-    secs, rows, rss = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
-    return float(secs), int(rows), int(rss)
+    secs, rows, cpu, rss = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+    return float(secs), int(rows), int(rss), float(cpu)
 
 
 def main() -> None:
@@ -169,26 +172,30 @@ def short_records(counts: list[int], work: Path, repeat: int = 1) -> None:
         print(f"corpus: {n:,} records of 20 words ({mbs:.0f} MB, generated in {time.perf_counter() - t:.1f}s)",
               flush=True)
         out = work / f"prov-{n}"
-        ratios = []
+        ratios: list[float] = []
+        cpu_ratios: list[float] = []
         for _ in range(repeat if i == 0 else 1):
             if i == 0:
                 peer = measure(PEER, src, work / "peer.parquet")
                 (work / "peer.parquet").unlink()
                 assert peer[1] == n, (peer, n)
                 print(f"  pyarrow read_json+write_table: {peer[0]:7.2f}s  {n / peer[0]:9,.0f} records/s  "
-                      f"peak RSS {peer[2] / 1024:6.0f} MiB", flush=True)
+                      f"peak RSS {peer[2] / 1024:6.0f} MiB  CPU {peer[3]:5.2f}s", flush=True)
             prov = measure(PROVKIT, src, out)
             assert prov[1] == n, (prov, n)
             rss[n] = max(rss.get(n, 0), prov[2])
             print(f"  provkit ingest:                {prov[0]:7.2f}s  {n / prov[0]:9,.0f} records/s  "
-                  f"peak RSS {prov[2] / 1024:6.0f} MiB", flush=True)
+                  f"peak RSS {prov[2] / 1024:6.0f} MiB  CPU {prov[3]:5.2f}s", flush=True)
             shutil.rmtree(out, ignore_errors=True)
             if i == 0:
                 ratios.append(peer[0] / prov[0])
+                cpu_ratios.append(peer[3] / prov[3])
         if i == 0:
             spread = f" (median of {len(ratios)}: {', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
             print(f"throughput ratio provkit/pyarrow at {n:,} short records: {statistics.median(ratios):.2f}{spread} "
                   "(target >= 0.5)")
+            print(f"CPU-time ratio pyarrow/provkit (less sensitive to other load on the machine): "
+                  f"{statistics.median(cpu_ratios):.2f} (median; {', '.join(f'{r:.2f}' for r in cpu_ratios)})")
         src.unlink()
     base = counts[0]
     for n in counts[1:]:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from provkit.core.hashing import openssl_sha256, sha256_hex, sha256_hex_hashlib, string_buffers
 from provkit.core.text import in_normal_form, normalize_text
 from provkit.provenance.idindex import hash_order
-from provkit.provenance.readers.base import MAX_JSON_DEPTH, scan_lines
+from provkit.provenance.readers.base import MAX_JSON_DEPTH, FieldMap, ReadOptions, iter_line_blocks, scan_lines
 from provkit.provenance.readers.jsonl import json_depth
 from provkit.provenance.schema import content_hash, content_hashes
 
@@ -103,3 +103,24 @@ def test_scan_lines_finds_every_line_and_bounds_its_depth(lines):
 def test_hash_order_is_the_stable_argsort(values):
     hashes = np.array(values, dtype=np.uint64)
     assert hash_order(hashes).tolist() == np.argsort(hashes, kind="stable").tolist()
+
+
+LINE_ENDS = st.sampled_from(["\n", "\r\n", "\r"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet="ab \u00e9\"\\", max_size=120), LINE_ENDS), min_size=1, max_size=120),
+       st.integers(16, 4096))
+def test_line_blocks_are_the_same_lines_whatever_the_block_size(tmp_path_factory, rows, block):
+    """Cutting a file into blocks (carry, CR, CRLF, blank lines) never merges, splits or renumbers a line."""
+    path = tmp_path_factory.mktemp("blocks") / "x.jsonl"
+    lines = [json.dumps({"text": t}) if t.strip() else "" for t, _ in rows]
+    data = "".join(line + end for line, (_, end) in zip(lines, rows)).encode()
+    path.write_bytes(data)
+    opts = ReadOptions(FieldMap("text"), "file", 10 << 20, block)
+    got = []
+    for first, blk, too_large, scan in iter_line_blocks(str(path), opts):
+        assert not too_large and blk.endswith(b"\n")
+        got += [(first + i, blk[scan.starts[i]: scan.ends[i]].rstrip(b"\r")) for i in range(len(scan))]
+    want = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")[:-1]  # CRLF, CR and LF each end a line
+    assert got == [(n + 1, line) for n, line in enumerate(want)]

@@ -436,8 +436,8 @@ class Ingest:
         for source in self.sources:
             # two threads: one reads and parses (no compiled code: it never waits for the JIT), one checks and
             # hashes.  The first chunk's check loads the compiled kernels (~0.4 s) while the reader parses up to
-            # two chunks ahead; depth 1 after the check (a deeper queue only fills up while the writer stalls)
-            raw = prefetch(read_source(source, opts), depth=2)
+            # four chunks ahead; depth 1 after the check (a deeper queue only fills up while the writer stalls)
+            raw = prefetch(read_source(source, opts), depth=4)
             yield from prefetch(((chunk, self.check(chunk, source)) for chunk in raw), depth=1)
 
     def tag(self, chunk: RawChunk, source: Source) -> _Tagged:

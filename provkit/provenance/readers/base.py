@@ -332,6 +332,17 @@ def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes,
             data = f.read(opts.block_bytes)
             if not data:
                 break
+            if b"\r" not in data and b"\r" not in carry:  # the common case: at most one copy of the block
+                cut = data.rfind(b"\n")
+                if cut >= 0:
+                    block = data if not carry and cut == len(data) - 1 else \
+                        b"".join((carry, memoryview(data)[: cut + 1]))
+                    carry = data[cut + 1:]
+                    lines = scan_lines(block)
+                    block, lines, too_large = _without_long_lines(block, lines, line_no, limit)
+                    yield line_no, block, too_large, lines
+                    line_no += len(lines)  # a dropped line stays as an empty line
+                    continue
             buf = split_lone_cr(carry + data, final=False) if carry else split_lone_cr(data, final=False)
             cut = buf.rfind(b"\n")
             if cut < 0:
@@ -345,10 +356,7 @@ def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes,
                 continue
             block, carry = (buf, b"") if cut == len(buf) - 1 else (buf[: cut + 1], buf[cut + 1:])
             lines = scan_lines(block)
-            too_large: list[tuple[int, int]] = []
-            if len(block) > limit and (lines.lengths > limit).any():
-                block, too_large = _drop_long_lines(block, line_no, limit, lines)
-                lines = scan_lines(block)
+            block, lines, too_large = _without_long_lines(block, lines, line_no, limit)
             yield line_no, block, too_large, lines
             line_no += len(lines)  # a dropped line stays as an empty line
         carry = split_lone_cr(carry, final=True)  # holds no line end but maybe a final lone CR
@@ -358,6 +366,15 @@ def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes,
             else:
                 block = carry if carry.endswith(b"\n") else carry + b"\n"
                 yield line_no, block, [], scan_lines(block)
+
+
+def _without_long_lines(block: bytes, lines: Lines, first_line: int,
+                        limit: int) -> tuple[bytes, Lines, list[tuple[int, int]]]:
+    """``block`` with its lines over ``limit`` bytes blanked (see :func:`_drop_long_lines`), its lines, and those."""
+    if len(block) <= limit or not (lines.lengths > limit).any():
+        return block, lines, []
+    block, too_large = _drop_long_lines(block, first_line, limit, lines)
+    return block, scan_lines(block), too_large
 
 
 def _skip_line(f: Any, seen: int, block: int) -> tuple[int, bytes]:
