@@ -145,13 +145,14 @@ def main() -> None:
             mbs = src.stat().st_size / 1e6
             results[mb] = (peer, prov)
             print(f"  pyarrow read_json+write_table: {peer[0]:6.2f}s  {mbs / peer[0]:6.1f} MB/s  "
-                  f"peak RSS {peer[2] / 1024:6.0f} MiB")
+                  f"peak RSS {peer[2] / 1024:6.0f} MiB  CPU {peer[3]:5.2f}s")
             print(f"  provkit ingest:                {prov[0]:6.2f}s  {mbs / prov[0]:6.1f} MB/s  "
-                  f"peak RSS {prov[2] / 1024:6.0f} MiB", flush=True)
+                  f"peak RSS {prov[2] / 1024:6.0f} MiB  CPU {prov[3]:5.2f}s", flush=True)
             src.unlink()
         (peer_s, prov_s), (peer_l, prov_l) = results[args.small_mb], results[args.mb]
         ratio = peer_l[0] / prov_l[0]
-        print(f"throughput ratio provkit/pyarrow at {args.mb} MB: {ratio:.2f} (target >= 0.5)")
+        print(f"throughput ratio provkit/pyarrow at {args.mb} MB: {ratio:.2f} (target >= 0.5); CPU-time ratio "
+              f"{peer_l[3] / prov_l[3]:.2f}")
         print(f"peak RSS provkit: {prov_s[2] / 1024:.0f} MiB at {args.small_mb} MB, {prov_l[2] / 1024:.0f} MiB at "
               f"{args.mb} MB (x{prov_l[2] / prov_s[2]:.2f}); pyarrow: {peer_s[2] / 1024:.0f} -> "
               f"{peer_l[2] / 1024:.0f} MiB (x{peer_l[2] / peer_s[2]:.2f})")

@@ -18,9 +18,9 @@ budget the ids spill to sorted runs on disk (``16 + len(id)`` bytes per
 record) beside the output's staging directory, removed when the run ends,
 committed or not; a hash match is confirmed by comparing the id bytes, so a
 hash collision is never reported as a duplicate.  Everything else is per
-chunk (``block_bytes``, at most three chunks in flight: one checked and
-waiting, one being read and checked, one being finished; plus two row groups
-in the writer).
+chunk (``block_bytes``; at most six chunks in flight: one being read, two
+read and waiting, one being checked, one checked and waiting, one being
+finished; plus two row groups in the writer).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ from provkit.provenance.schema import (
     Evidence,
     Generator,
     Origin,
+    content_hashes,
     make_batch,
     utcnow,
 )
@@ -428,17 +429,23 @@ class Ingest:
     def checked_chunks(self) -> Iterator[tuple[RawChunk, _Checked]]:
         """Every source's chunks in order, each with its :meth:`check` (an engine may compute these elsewhere).
 
-        Reading and checking (parse, field checks, content hashes: no run state)
-        run in the prefetch thread, so they overlap with the run-state part
-        (:meth:`finish`: duplicate ids) here and the writer's Parquet encoding.
+        Two prefetch threads: one reads and parses (NumPy and Arrow only, so it
+        never waits for the JIT), one checks and hashes (no run state).  Both
+        overlap with the run-state part here (:meth:`finish`: duplicate ids)
+        and with the writer's Parquet encoding.  The checker first loads the
+        compiled kernels (~0.4 s once per process) while the reader parses up
+        to two chunks ahead; one checked chunk waits for :meth:`finish` (a
+        deeper queue would only fill up while the writer stalls).
         """
         opts = self.cfg.read_options()
         for source in self.sources:
-            # two threads: one reads and parses (no compiled code: it never waits for the JIT), one checks and
-            # hashes.  The first chunk's check loads the compiled kernels (~0.4 s) while the reader parses up to
-            # four chunks ahead; depth 1 after the check (a deeper queue only fills up while the writer stalls)
-            raw = prefetch(read_source(source, opts), depth=4)
-            yield from prefetch(((chunk, self.check(chunk, source)) for chunk in raw), depth=1)
+            raw = prefetch(read_source(source, opts), depth=2)
+            yield from prefetch(self._checks(raw, source), depth=1)
+
+    def _checks(self, raw: Iterator[RawChunk], source: Source) -> Iterator[tuple[RawChunk, _Checked]]:
+        content_hashes(pa.array([], pa.large_string()))  # load the compiled kernels while the first block is read
+        for chunk in raw:
+            yield chunk, self.check(chunk, source)
 
     def tag(self, chunk: RawChunk, source: Source) -> _Tagged:
         """Check a chunk's rows and turn the good ones into schema records; fail or collect the bad ones."""
