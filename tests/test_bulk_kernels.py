@@ -13,11 +13,12 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provkit.core.hashing import openssl_sha256, sha256_hex, sha256_hex_hashlib, string_buffers
-from provkit.core.text import in_normal_form, normalize_text
+from provkit.core.text import in_normal_form, normalize_text, whitespace_token_counts
 from provkit.provenance.idindex import hash_order
 from provkit.provenance.readers.base import MAX_JSON_DEPTH, FieldMap, ReadOptions, iter_line_blocks, scan_lines
 from provkit.provenance.readers.jsonl import json_depth
@@ -124,3 +125,12 @@ def test_line_blocks_are_the_same_lines_whatever_the_block_size(tmp_path_factory
         got += [(first + i, blk[scan.starts[i]: scan.ends[i]].rstrip(b"\r")) for i in range(len(scan))]
     want = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")[:-1]  # CRLF, CR and LF each end a line
     assert got == [(n + 1, line) for n, line in enumerate(want)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab \t\n\r\x0b\x0c\x1c\xa0\u3000\u2028é日")), max_size=40),
+                max_size=50))
+def test_whitespace_token_counts_equal_the_re2_regex(texts):
+    arr = pa.array(texts, pa.large_string())
+    want = pc.count_substring_regex(arr, r"\S+").to_pylist()
+    assert whitespace_token_counts(*string_buffers(arr)).tolist() == want

@@ -5,6 +5,10 @@
 * :func:`in_normal_form` - which strings of an Arrow string buffer
   :func:`normalize_text` provably leaves as they are (ASCII - NFC leaves it
   unchanged - with no ``\r`` and no outer whitespace), in one compiled pass.
+* :func:`whitespace_token_counts` - the number of ``\\S+`` runs (RE2's
+  ASCII ``\\s``: tab, LF, FF, CR, space) of each string of a string array,
+  in one compiled pass (what ``pc.count_substring_regex(text, r"\\S+")``
+  gives, tested equal, ~10x faster).
 * :func:`words` - ``re.findall(r"\\w+", text.lower())``: the words of dedup
   shingling, quality scores and the experiment's diversity metrics.
 * :func:`normalized_words` - the same words joined by single spaces (the byte
@@ -76,6 +80,30 @@ def in_normal_form(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
     words = data[: len(data) // 8 * 8].view(np.uint64) if data.ctypes.data % 8 == 0 else \
         np.frombuffer(data[: len(data) // 8 * 8].tobytes(), dtype=np.uint64)
     _normal_form_kernel(offsets, data, words, _ASCII_SPACE, out)
+    return out
+
+
+_RE2_SPACE = np.zeros(256, dtype=np.bool_)
+_RE2_SPACE[[9, 10, 12, 13, 32]] = True  # RE2's \s (ASCII only; not \v, not Unicode spaces)
+
+
+@numba.njit(cache=True, nogil=True)
+def _token_count_kernel(offsets, data, space, out):  # pragma: no cover - compiled
+    for i in range(len(out)):
+        n = 0
+        prev = True  # "before the string" counts as space
+        for k in range(offsets[i], offsets[i + 1]):
+            s = space[data[k]]
+            n += prev and not s
+            prev = s
+        out[i] = n
+
+
+def whitespace_token_counts(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Runs of non-space bytes (RE2 ``\\S+``) in each string (row ``i`` is ``data[offsets[i]:offsets[i + 1]]``);
+    int32."""
+    out = np.empty(len(offsets) - 1, dtype=np.int32)
+    _token_count_kernel(offsets, data, _RE2_SPACE, out)
     return out
 
 

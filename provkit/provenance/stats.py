@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from provkit.core.hashing import string_buffers
+from provkit.core.text import whitespace_token_counts
 from provkit.provenance.reader import Dataset
 
 QUANTILES = (0.5, 0.9, 0.99)
@@ -69,7 +71,7 @@ def dataset_stats(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
         _count(by["dataset"], batch.column("dataset"), "none")
         _count(by["source"], batch.column("source_uri"), "none")
         chars.append(pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int32))
-        tokens.append(pc.count_substring_regex(text, r"\S+").to_numpy(zero_copy_only=False).astype(np.int32))
+        tokens.append(whitespace_token_counts(*string_buffers(text)))
     sources = by["source"].most_common()
     return {
         "path": str(ds.path),
