@@ -19,7 +19,7 @@ must be exact compare the strings on a hash match.
 ``sha256_hex(offsets, data, rows, out)`` writes the sha256 hex digest of
 each listed string into a ``(n, 64)`` byte array.  Where the process can load
 OpenSSL's ``libcrypto`` (the library Python's ``hashlib`` wraps) a compiled
-loop calls its ``SHA256_Init/Update/Final`` for each string without the GIL
+loop (Linux) calls its ``SHA256_Init/Update/Final`` for each string without the GIL
 (about 0.17 µs a 100-byte string instead of about 1.1 µs through ``hashlib``'s
 per-call Python overhead); elsewhere it falls back to ``hashlib``.  Both give
 the standard FIPS 180-4 digest (tested against ``hashlib``).
@@ -35,6 +35,7 @@ import ctypes
 import ctypes.util
 import functools
 import hashlib
+import sys
 from typing import Sequence
 
 import llvmlite.binding
@@ -105,12 +106,14 @@ _SHA256_INIT = types.ExternalFunction("SHA256_Init", types.int32(types.voidptr))
 _SHA256_UPDATE = types.ExternalFunction("SHA256_Update", types.int32(types.voidptr, types.voidptr, types.uintp))
 _SHA256_FINAL = types.ExternalFunction("SHA256_Final", types.int32(types.voidptr, types.voidptr))
 _CTX_BYTES = 256  # sizeof(SHA256_CTX) is 112; room to spare
-_LIBCRYPTO_NAMES = ("libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.3.dylib", "libcrypto.1.1.dylib")
+_LIBCRYPTO_NAMES = ("libcrypto.so.3", "libcrypto.so.1.1")
 
 
 @functools.cache
 def openssl_sha256() -> bool:
     """Whether OpenSSL's low-level SHA-256 calls are loaded for compiled code (once per process)."""
+    if not sys.platform.startswith("linux"):  # macOS aborts a process that loads its unversioned libcrypto
+        return False
     names = [n for n in (ctypes.util.find_library("crypto"),) if n] + list(_LIBCRYPTO_NAMES)
     for name in names:
         try:
