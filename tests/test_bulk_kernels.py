@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from provkit.core.hashing import openssl_sha256, sha256_hex, sha256_hex_hashlib, string_buffers
 from provkit.core.text import in_normal_form, normalize_text, whitespace_token_counts
-from provkit.provenance.idindex import hash_order
+from provkit.provenance.idindex import hash_order, sorted_matches
 from provkit.provenance.readers.base import MAX_JSON_DEPTH, FieldMap, ReadOptions, iter_line_blocks, scan_lines
 from provkit.provenance.readers.jsonl import json_depth
 from provkit.provenance.schema import content_hash, content_hashes
@@ -134,3 +134,14 @@ def test_whitespace_token_counts_equal_the_re2_regex(texts):
     arr = pa.array(texts, pa.large_string())
     want = pc.count_substring_regex(arr, r"\S+").to_pylist()
     assert whitespace_token_counts(*string_buffers(arr)).tolist() == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 50), max_size=300), st.lists(st.integers(0, 50), max_size=300))
+def test_sorted_matches_equal_searchsorted(run, keys):
+    run_a, keys_a = np.sort(np.array(run, dtype=np.uint64)), np.sort(np.array(keys, dtype=np.uint64))
+    pos = np.searchsorted(run_a, keys_a)
+    hit = (pos < len(run_a)) & (run_a[np.minimum(pos, max(len(run_a) - 1, 0))] == keys_a) if len(run_a) else \
+        np.zeros(len(keys_a), dtype=bool)
+    got_keys, got_pos = sorted_matches(run_a, keys_a)
+    assert got_keys.tolist() == np.flatnonzero(hit).tolist() and got_pos.tolist() == pos[hit].tolist()

@@ -69,6 +69,37 @@ MAP_BYTES = 32 << 20
 """A lookup maps a disk run's hashes afresh for every this many bytes of them (see ``_disk_candidates``)."""
 
 
+@numba.njit(cache=True, nogil=True)
+def _merge_matches(run, keys, hit_keys, hit_pos):  # pragma: no cover - compiled
+    j, n, c = 0, len(run), 0
+    for i in range(len(keys)):
+        k = keys[i]
+        while j < n and run[j] < k:
+            j += 1
+        if j < n and run[j] == k:
+            hit_keys[c] = i
+            hit_pos[c] = j
+            c += 1
+    return c
+
+
+def sorted_matches(run: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(i, j)`` pairs with ``keys[i] == run[j]`` (``j`` the first such), both arrays sorted ascending.
+
+    A merge walk (O(len(run) + len(keys)), sequential reads) when the keys are
+    many; ``np.searchsorted`` (O(len(keys) log len(run))) when they are few.
+    """
+    if len(keys) * 16 < len(run):
+        pos = np.searchsorted(run, keys)
+        hit = pos < len(run)
+        hit[hit] = run[pos[hit]] == keys[hit]
+        return np.flatnonzero(hit), pos[hit]
+    hit_keys = np.empty(len(keys), dtype=np.int64)
+    hit_pos = np.empty(len(keys), dtype=np.int64)
+    c = _merge_matches(run, keys, hit_keys, hit_pos)
+    return hit_keys[:c], hit_pos[:c]
+
+
 def hash_order(hashes: np.ndarray) -> np.ndarray:
     """``np.argsort(hashes, kind="stable")``, faster: an unstable sort (about 4x faster on uint64), then only the
     positions of repeated hashes (rare: duplicates and collisions) put back in their original order."""
@@ -266,11 +297,9 @@ class IdIndex:
             return
         sorted_h = q.hashes[order]
         for run in self.runs:
-            pos = np.searchsorted(run.hashes, sorted_h)
-            hit = pos < len(run.hashes)
-            hit[hit] = run.hashes[pos[hit]] == sorted_h[hit]
-            if hit.any():
-                _confirm(run.hashes, run.offsets, run.data, q.hashes, q.offsets, q.data, order[hit], pos[hit], found)
+            keys, pos = sorted_matches(run.hashes, sorted_h)
+            if len(keys):
+                _confirm(run.hashes, run.offsets, run.data, q.hashes, q.offsets, q.data, order[keys], pos, found)
         for disk in self.disk:
             cand_q, cand_pos = self._disk_candidates(disk, sorted_h, order)
             if len(cand_q):
@@ -286,14 +315,11 @@ class IdIndex:
         parts = max(1, min(len(sorted_h), -(-8 * disk.n // self.map_bytes)))
         cuts = np.linspace(0, len(sorted_h), parts + 1).astype(np.int64)
         for lo, hi in zip(cuts[:-1], cuts[1:]):
-            keys = sorted_h[lo:hi]
             run_h = _map(disk.path("hash"), np.uint64, disk.n)
-            pos = np.searchsorted(run_h, keys)
-            hit = pos < disk.n
-            hit[hit] = run_h[pos[hit]] == keys[hit]
+            keys, pos = sorted_matches(np.asarray(run_h), sorted_h[lo:hi])
             del run_h
-            cand_q.append(order[lo:hi][hit])
-            cand_pos.append(pos[hit])
+            cand_q.append(order[lo:hi][keys])
+            cand_pos.append(pos)
         if not cand_q:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(cand_q), np.concatenate(cand_pos)
