@@ -51,7 +51,6 @@ import pyarrow.parquet as pq
 from provkit.core.atomic import (
     exchange_paths,
     fsync_dir,
-    fsync_file,
     publish_dir,
     sha256_file,
     write_bytes_atomic,
