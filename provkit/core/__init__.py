@@ -5,6 +5,7 @@
 * :mod:`provkit.core.text` - the text normaliser and the word tokenisers
 * :mod:`provkit.core.config` - dict / TOML -> frozen dataclass, with one-line errors
 * :mod:`provkit.core.progress` - the progress protocol the CLI implements
+* :mod:`provkit.core.lazy` - ``lazy_import``: heavy third-party modules imported on first use
 
 Nothing here imports another provkit package but :mod:`provkit.errors`.
 """

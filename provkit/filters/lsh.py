@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from scipy.integrate import quad
 
 from provkit.core.hashing import fmix64
 
@@ -43,12 +42,16 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 def false_positive_area(threshold: float, b: int, r: int) -> float:
     """``integral_0^t 1 - (1 - s^r)^b ds``: candidate probability mass below the threshold."""
+    from scipy.integrate import quad  # lazy: ~0.25 s to import; only LSH parameter choice needs it
+
     area, _ = quad(lambda s: 1 - (1 - s ** float(r)) ** float(b), 0.0, threshold)
     return area
 
 
 def false_negative_area(threshold: float, b: int, r: int) -> float:
     """``integral_t^1 (1 - s^r)^b ds``: missed probability mass above the threshold."""
+    from scipy.integrate import quad  # lazy: ~0.25 s to import; only LSH parameter choice needs it
+
     area, _ = quad(lambda s: 1 - (1 - (1 - s ** float(r)) ** float(b)), threshold, 1.0)
     return area
 

@@ -10,11 +10,16 @@ overlaps, so its provenance record can name them as parents.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
-from transformers import PreTrainedTokenizerBase
+
+from provkit.core.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+torch = lazy_import("torch")
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,17 @@ A ``watermark`` section (:class:`provkit.lm.watermark.WatermarkConfig`) makes
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import torch
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
-
+from provkit.core.lazy import lazy_import
 from provkit.errors import ConfigError
 from provkit.lm.blocks import pad_left
 from provkit.lm.watermark import WatermarkConfig, watermark_config
+
+if TYPE_CHECKING:
+    from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+torch = lazy_import("torch")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class DecodingConfig:
         return out
 
     def generation_config(self, pad_id: int, eos_id: int | None) -> GenerationConfig:
+        from transformers import GenerationConfig  # lazy: transformers loads torch (seconds); see provkit.core.lazy
+
         kwargs: dict[str, Any] = dict(
             max_new_tokens=self.max_new_tokens,
             num_beams=self.num_beams,
@@ -74,7 +79,6 @@ class DecodingConfig:
         return GenerationConfig(**kwargs)
 
 
-@torch.inference_mode()
 def generate_continuations(
     model: PreTrainedModel,
     prompts: Sequence[Sequence[int]],
@@ -91,21 +95,22 @@ def generate_continuations(
     Prompts are left-padded per batch; sampling is seeded per batch from ``seed``
     so the output does not depend on what ran before.
     """
-    model.eval()
-    gen_cfg = decoding.generation_config(pad_id, eos_id)
-    out: list[list[int]] = []
-    for b, start in enumerate(range(0, len(prompts), batch_size)):
-        chunk = prompts[start : start + batch_size]
-        ids, mask = pad_left(chunk, pad_id)
-        ids, mask = ids.to(model.device), mask.to(model.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed * 1_000_003 + b)  # CPU and (when there is one) the current GPU's generator
-            seqs = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
-        new = seqs[:, ids.size(1) :]
-        for row in new.tolist():
-            while row and row[-1] == pad_id and not decoding.exact_length:
-                row.pop()
-            out.append(row)
-        if progress:
-            progress(len(chunk))
-    return out
+    with torch.inference_mode():
+        model.eval()
+        gen_cfg = decoding.generation_config(pad_id, eos_id)
+        out: list[list[int]] = []
+        for b, start in enumerate(range(0, len(prompts), batch_size)):
+            chunk = prompts[start : start + batch_size]
+            ids, mask = pad_left(chunk, pad_id)
+            ids, mask = ids.to(model.device), mask.to(model.device)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed * 1_000_003 + b)  # CPU and (when there is one) the current GPU's generator
+                seqs = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
+            new = seqs[:, ids.size(1) :]
+            for row in new.tolist():
+                while row and row[-1] == pad_id and not decoding.exact_length:
+                    row.pop()
+                out.append(row)
+            if progress:
+                progress(len(chunk))
+        return out

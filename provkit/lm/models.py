@@ -10,13 +10,17 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from transformers import AutoModelForCausalLM, OPTConfig, OPTForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
 from provkit.core.atomic import publish_dir
+from provkit.core.lazy import lazy_import
 from provkit.errors import ConfigError
 from provkit.lm.tokenizer import load_tokenizer, save_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import OPTForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+torch = lazy_import("torch")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class TinyOPTConfig:
 
 def build_tiny_opt(tokenizer: PreTrainedTokenizerBase, shape: TinyOPTConfig = TinyOPTConfig(), seed: int = 0) -> OPTForCausalLM:
     """A freshly initialised OPT model sized by ``shape`` (deterministic for ``seed``)."""
+    from transformers import OPTConfig, OPTForCausalLM  # lazy: transformers loads torch (seconds); see provkit.core.lazy
+
     config = OPTConfig(
         vocab_size=len(tokenizer),
         hidden_size=shape.hidden,
@@ -59,6 +65,8 @@ def load_model(path_or_name: str | Path, *, with_tokenizer: bool = True) -> tupl
 
     Raises :class:`ConfigError` with one line when it cannot be loaded (offline, missing files).
     """
+    from transformers import AutoModelForCausalLM  # lazy: transformers loads torch (seconds); see provkit.core.lazy
+
     local = Path(path_or_name).is_dir()
     if local and not any(Path(path_or_name).glob("*.safetensors")):
         raise ConfigError(f"could not load model {str(path_or_name)!r}: it has no .safetensors weights (only "

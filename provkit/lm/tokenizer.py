@@ -9,10 +9,10 @@ saved and loaded as a ``transformers.PreTrainedTokenizerFast`` directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
 SPECIAL_TOKENS = (PAD, EOS, UNK)  # ids 0, 1, 2
@@ -23,6 +23,9 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 2048, min_freque
 
     Deterministic for the same texts and parameters.
     """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast  # lazy: transformers loads torch (seconds); see provkit.core.lazy
+
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -49,6 +52,8 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, path: str | Path) -> Path
 
 def load_tokenizer(path_or_name: str | Path) -> PreTrainedTokenizerBase:
     """Load a tokenizer directory or hub name (never with remote code)."""
+    from transformers import AutoTokenizer  # lazy: transformers loads torch (seconds); see provkit.core.lazy
+
     tok = AutoTokenizer.from_pretrained(str(path_or_name), trust_remote_code=False)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

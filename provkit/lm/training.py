@@ -20,13 +20,17 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
-import torch
-from transformers import PreTrainedModel
 
+from provkit.core.lazy import lazy_import
 from provkit.core.progress import Advance
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+torch = lazy_import("torch")
 
 
 @dataclass(frozen=True)
@@ -146,22 +150,22 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
 
 
-@torch.inference_mode()
 def sequence_nll(
     model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 64, progress: Advance | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-sequence (summed NLL in nats, number of scored tokens)."""
-    model.eval()
-    sums, counts = [], []
-    for idx in _batches(ids.size(0), batch_size):
-        s, c = per_sequence_loss(model, ids[idx], mask[idx])
-        sums.append(s.double().cpu().numpy())
-        counts.append(c.cpu().numpy())
-        if progress:
-            progress(len(idx))
-    if not sums:
-        return np.zeros(0), np.zeros(0, dtype=np.int64)
-    return np.concatenate(sums), np.concatenate(counts).astype(np.int64)
+    with torch.inference_mode():
+        model.eval()
+        sums, counts = [], []
+        for idx in _batches(ids.size(0), batch_size):
+            s, c = per_sequence_loss(model, ids[idx], mask[idx])
+            sums.append(s.double().cpu().numpy())
+            counts.append(c.cpu().numpy())
+            if progress:
+                progress(len(idx))
+        if not sums:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        return np.concatenate(sums), np.concatenate(counts).astype(np.int64)
 
 
 def sequence_perplexities(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 64) -> np.ndarray:

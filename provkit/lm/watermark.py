@@ -46,16 +46,20 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
-import torch
-from transformers import AutoConfig, PretrainedConfig, PreTrainedTokenizerBase, WatermarkDetector, WatermarkingConfig
 
 from provkit.core.config import build_dataclass
+from provkit.core.lazy import lazy_import
 from provkit.errors import ConfigError
 from provkit.lm.tokenizer import load_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase, WatermarkingConfig
+
+torch = lazy_import("torch")
 
 SCHEMES = ("kgw",)
 """``kgw``: Kirchenbauer et al. 2023 green list (transformers ``WatermarkingConfig``)."""
@@ -170,6 +174,8 @@ class WatermarkConfig:
 
     def transformers_config(self, key: WatermarkKey | None = None) -> WatermarkingConfig:
         """transformers' ``WatermarkingConfig`` for ``generate`` / ``WatermarkDetector`` (holds the hashing key)."""
+        from transformers import WatermarkingConfig  # lazy: transformers loads torch (seconds); see provkit.core.lazy
+
         key = key or self.key()
         return WatermarkingConfig(greenlist_ratio=self.greenlist_ratio, bias=self.bias, hashing_key=key.hashing_key,
                                   seeding_scheme=self.seeding_scheme, context_width=self.context_width)
@@ -240,6 +246,8 @@ class WatermarkScorer:
     def __init__(self, config: WatermarkConfig, tokenizer: PreTrainedTokenizerBase, model_config: PretrainedConfig,
                  *, key: WatermarkKey | None = None, min_tokens: int = DEFAULT_MIN_TOKENS, model: str | None = None,
                  ignore_repeated_ngrams: bool = IGNORE_REPEATED_NGRAMS):
+        from transformers import WatermarkDetector  # lazy: transformers loads torch (seconds); see provkit.core.lazy
+
         if min_tokens < 1:
             raise ConfigError(f"min_tokens: must be >= 1, got {min_tokens}")
         key = key or config.key()
@@ -320,6 +328,8 @@ def load_scorer(model: str | Path, config: WatermarkConfig, *, key: WatermarkKey
                 min_tokens: int = DEFAULT_MIN_TOKENS,
                 ignore_repeated_ngrams: bool = IGNORE_REPEATED_NGRAMS) -> WatermarkScorer:
     """A scorer for the generating model at ``model`` (its config and tokenizer; the weights are not read)."""
+    from transformers import AutoConfig  # lazy: transformers loads torch (seconds); see provkit.core.lazy
+
     try:
         model_config = AutoConfig.from_pretrained(str(model), trust_remote_code=False)
         tok = load_tokenizer(model)

@@ -22,12 +22,11 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from transformers import PreTrainedModel
 
 from provkit.core.hashing import seeded_uniform
 from provkit.core.progress import Advance, quiet_advance
@@ -45,6 +44,9 @@ from provkit.lm.watermark import (
 )
 from provkit.provenance import Activity, Dataset, DatasetWriter, Evidence, Origin
 from provkit.provenance.annotate import retag
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 def record_fingerprints(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:

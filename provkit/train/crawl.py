@@ -57,10 +57,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import torch
 
 from provkit.core.atomic import open_atomic, write_bytes_atomic, write_json_atomic
 from provkit.core.config import build_dataclass, read_toml
+from provkit.core.lazy import lazy_import
 from provkit.engines import run_filter
 from provkit.errors import ConfigError
 from provkit.filters.config import parse_pipeline
@@ -90,6 +90,8 @@ from provkit.provenance import Activity, Dataset, DatasetWriter, Evidence, Origi
 from provkit.train.loop import load_corpus
 from provkit.train.metrics import tail_recall, tail_tokens, text_metrics
 from provkit.train.workers import run_graph
+
+torch = lazy_import("torch")
 
 ARM_DIR = Path(__file__).parent / "presets" / "crawl"
 ARMS = ("naive", "oracle", "tags", "detector", "detector-weight-1", "detector-weight-10", "tail", "random-drop",

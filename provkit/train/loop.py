@@ -41,10 +41,10 @@ from typing import Any, Iterator, NamedTuple, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from provkit.core.atomic import write_bytes_atomic, write_json_atomic
 from provkit.core.hashing import seeded_uniform
+from provkit.core.lazy import lazy_import
 from provkit.core.progress import Progress, quiet_progress
 from provkit.engines import run_filter
 from provkit.errors import ConfigError
@@ -78,6 +78,8 @@ from provkit.train.metrics import (
     text_metrics,
 )
 from provkit.train.workers import default_workers, run_graph
+
+torch = lazy_import("torch")
 
 DONE = "metrics.json"
 

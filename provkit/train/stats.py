@@ -36,7 +36,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy import stats as sps
+
+from provkit.core.lazy import lazy_import
+
+sps = lazy_import("scipy.stats")  # ~0.8 s to import; only the experiment's statistics need it
 
 LEVEL = 0.95
 ALPHA = 1 - LEVEL

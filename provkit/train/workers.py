@@ -23,9 +23,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Hashable, Mapping, Sequence, TypeVar
 
-import torch
-
+from provkit.core.lazy import lazy_import
 from provkit.errors import ProvkitError
+
+torch = lazy_import("torch")
 
 K = TypeVar("K", bound=Hashable)
 

@@ -34,10 +34,6 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from provkit.errors import ConfigError
 from provkit.filters.detector.calibration import (
@@ -160,6 +156,10 @@ class LinearHead:
 
 
 def _classifier(dense: bool, C: float, seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn costs ~1.5 s to import
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     lr = LogisticRegression(C=C, max_iter=2000, random_state=seed)
     return make_pipeline(StandardScaler(), lr) if dense else lr
 
@@ -179,6 +179,9 @@ def fit_head(features: np.ndarray | sp.spmatrix, y: np.ndarray, C: float, folds:
 
     ``groups`` (content hashes): the folds keep each group on one side.
     """
+    from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn costs ~1.5 s to import
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+
     dense = not sp.issparse(features)
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     per_class = [len(np.unique(groups[y == c])) for c in (0, 1)]

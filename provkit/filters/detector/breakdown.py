@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from provkit.errors import InputError
 from provkit.filters.detector.calibration import LENGTH_BUCKETS, Calibration, fpr_label, length_bucket
@@ -78,12 +77,16 @@ def decoding_label(decoding: str | None) -> str:
 
 def roc_threshold(y: np.ndarray, s: np.ndarray, alpha: float) -> float:
     """The threshold of the ROC point with the largest TPR at FPR <= ``alpha`` (decide ``s >= t``)."""
+    from sklearn.metrics import roc_curve  # lazy: scikit-learn costs ~1.5 s to import
+
     fpr, tpr, thr = roc_curve(y, s)
     ok = np.flatnonzero(fpr <= alpha + 1e-12)
     return float(thr[ok[np.argmax(tpr[ok])]])
 
 
 def _auroc(y: np.ndarray, s: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score  # lazy: scikit-learn costs ~1.5 s to import
+
     return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else None
 
 
@@ -240,6 +243,7 @@ def plot_roc(path: str | Path, labels: np.ndarray, scores: np.ndarray,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_auc_score, roc_curve  # lazy: scikit-learn costs ~1.5 s to import
 
     y = np.asarray(labels, dtype=np.int64)
     s = np.asarray(scores, dtype=np.float64)

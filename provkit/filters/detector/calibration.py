@@ -44,8 +44,6 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 from provkit.filters.detector.params import DetectorError
 
@@ -131,6 +129,9 @@ class ProbabilityMap:
     @classmethod
     def fit(cls, method: str, scores: np.ndarray, labels: np.ndarray) -> "ProbabilityMap":
         """Fit ``method`` on raw ``scores`` and labels (0 human, 1 model)."""
+        from sklearn.isotonic import IsotonicRegression  # lazy: scikit-learn costs ~1.5 s to import
+        from sklearn.linear_model import LogisticRegression
+
         s = np.asarray(scores, dtype=np.float64)
         y = np.asarray(labels, dtype=np.int64)
         if method == "human-quantile":

@@ -38,14 +38,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.preprocessing import normalize
 
 from provkit.filters.detector.params import DetectorError, Progress, dataclass_from_params, params_of
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import HashingVectorizer
 
 WORD_PATTERN = r"(?u)\w+|[^\w\s]"
 DIGIT = re.compile(r"\d")
@@ -84,6 +85,8 @@ class NgramFeaturizer:
         return not self.novelty_orders or self._seen is not None
 
     def _vectorizers(self) -> list[HashingVectorizer]:
+        from sklearn.feature_extraction.text import HashingVectorizer  # lazy: scikit-learn costs ~1.5 s to import
+
         common: dict[str, Any] = {
             "n_features": 2**self.n_features_log2,
             "alternate_sign": False,
@@ -97,6 +100,8 @@ class NgramFeaturizer:
         ]
 
     def _novelty_counts(self, texts: list[str], n: int) -> sp.csr_matrix:
+        from sklearn.feature_extraction.text import HashingVectorizer  # lazy: scikit-learn costs ~1.5 s to import
+
         texts = [DIGIT.sub("0", t) for t in texts]  # digits are interchangeable: 0x7f and 0x3a are alike
         return HashingVectorizer(analyzer="char", ngram_range=(n, n), n_features=2**self.novelty_features_log2,
                                  alternate_sign=False, norm=None, lowercase=False, dtype=np.float64).transform(texts)
@@ -104,6 +109,8 @@ class NgramFeaturizer:
     # ---------------------------------------------------------------- features
 
     def _ngram_block(self, texts: list[str]) -> sp.csr_matrix:
+        from sklearn.preprocessing import normalize  # lazy: scikit-learn costs ~1.5 s to import
+
         blocks = []
         for v in self._vectorizers():
             x = v.transform(texts)

@@ -35,16 +35,14 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import torch
-from scipy import stats
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPClassifier
-from torch import nn
 
+from provkit.core.lazy import lazy_import
 from provkit.core.progress import Advance, quiet_advance
 from provkit.train.toy.config import ToyConfig, VaeSettings
 from provkit.train.toy.loop import recursive_fits
+
+stats = lazy_import("scipy.stats")
+torch = lazy_import("torch")
 
 CLASSES = 10
 GRID = 100  # samples kept per generation (first seed) for the picture
@@ -57,6 +55,8 @@ def _seed(*parts: int) -> int:
 
 def load_originals(samples: int, seed: int) -> np.ndarray:
     """``(N, 64)`` float32 digits in [0, 1]: all of them (``samples`` = 0 or >= 1,797) or a seeded subset."""
+    from sklearn.datasets import load_digits  # lazy: scikit-learn costs ~1.5 s to import
+
     x = (load_digits().data / 16.0).astype(np.float32)
     if 0 < samples < len(x):
         x = x[np.sort(np.random.default_rng(_seed(seed, 7)).choice(len(x), samples, replace=False))]
@@ -82,6 +82,10 @@ class DigitJudge:
     """The classifier that labels samples, trained once on a stratified 80% of the real digits."""
 
     def __init__(self, hidden: int = 64) -> None:
+        from sklearn.datasets import load_digits  # lazy: scikit-learn costs ~1.5 s to import
+        from sklearn.model_selection import train_test_split
+        from sklearn.neural_network import MLPClassifier
+
         data = load_digits()
         x, y = (data.data / 16.0).astype(np.float32), data.target
         xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
@@ -107,9 +111,16 @@ class DigitJudge:
         }, p
 
 
-class DigitVAE(nn.Module):
+class DigitVAE:
+    """Gaussian VAE: ``encoder`` maps x to (mu, log var) of q(z|x), ``decoder`` maps z to pixel means.
+
+    Two ``nn.Sequential`` held by a plain class rather than an ``nn.Module`` subclass, so that
+    importing this module does not import torch (:mod:`provkit.core.lazy`); ``parameters``
+    lists the encoder's then the decoder's, the order an ``nn.Module`` registering them would give.
+    """
+
     def __init__(self, s: VaeSettings, pixels: int = 64) -> None:
-        super().__init__()
+        nn = torch.nn
         self.latent, self.pixel_sigma = s.latent, s.pixel_sigma
         self.encoder = nn.Sequential(nn.Linear(pixels, s.hidden), nn.ReLU(), nn.Linear(s.hidden, s.hidden), nn.ReLU(),
                                      nn.Linear(s.hidden, 2 * s.latent))
@@ -123,6 +134,14 @@ class DigitVAE(nn.Module):
         rec = ((self.decoder(z) - x) ** 2).sum(-1) / (2 * self.pixel_sigma**2)
         kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(-1)
         return (rec + kl).mean()
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [*self.encoder.parameters(), *self.decoder.parameters()]
+
+    def eval(self) -> DigitVAE:
+        self.encoder.eval()
+        self.decoder.eval()
+        return self
 
 
 def train_vae(data: np.ndarray, s: VaeSettings, seed: int) -> DigitVAE:
