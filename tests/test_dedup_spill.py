@@ -30,12 +30,11 @@ from provkit.filters.dedup import (
     near_duplicate_components_spilled,
     near_duplicates,
     near_duplicates_within_budget,
-    survivor_row_plan,
     survivors_of_components,
 )
 from provkit.filters.lsh import band_hashes, partition_of, signature_hashes
 from provkit.filters.minhash import signatures
-from provkit.filters.step import ClusterDedup
+from provkit.filters.step import ClusterDedup, survivor_row_plan
 from provkit.provenance import Dataset
 
 
@@ -176,15 +175,17 @@ def test_budget_refused_in_one_line_and_defaults_never_refuse():
         NearDupConfig(memory_mb=0)
 
 
-def test_row_plan_equals_the_step_protocol_plan():
+def test_survivor_row_plan_sorts_by_order_and_names_each_duplicates_survivor():
     orders = np.array([9, 2, 5, 7, 11], dtype=np.int64)
     result = DedupResult(cluster=np.array([2, 2, 5, 2, 11]), survivor=np.array([1, 1, 2, 1, 4]))
     ids = pa.chunked_array([pa.array(["a", "b"]), pa.array(["c", "d", "e"])])
-    cap = ClusterDedup("near_duplicate", "near_dup_cluster")
-    expected = cap.survivor_plan(orders, result, ids)
     got = survivor_row_plan(orders, result, ids, "near_duplicate", "near_dup_cluster")
-    assert got.equals(expected)
-    assert got.column("dup_of").to_pylist() == [None, None, "b", "b", None]  # rows by order 2, 5, 7, 9, 11
+    assert got.column("_row").to_pylist() == [2, 5, 7, 9, 11]  # rows a..e by order: b, c, d, a, e
+    assert got.column("drop_reason").to_pylist() == [None, None, "near_duplicate", "near_duplicate", None]
+    assert got.column("dup_of").to_pylist() == [None, None, "b", "b", None]
+    assert got.column("near_dup_cluster").to_pylist() == [2, 5, 2, 2, 11]
+    assert got.schema.field("drop_reason").type == pa.string() and got.schema.field("dup_of").type == pa.string()
+    assert ClusterDedup("near_duplicate", "near_dup_cluster").survivor_plan(orders, result, ids).equals(got)
 
 
 def _outputs(path):

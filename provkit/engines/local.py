@@ -68,7 +68,6 @@ from provkit.filters.dedup import (
     SignatureSource,
     check_budget,
     near_duplicates_within_budget,
-    survivor_row_plan,
 )
 from provkit.filters.engine import EngineResult, StepStats
 from provkit.filters.minhash import signatures_from_arrow
@@ -83,6 +82,7 @@ from provkit.filters.step import (
     Step,
     lookup_row_plan,
     sample_weights,
+    survivor_row_plan,
 )
 from provkit.provenance import Dataset, DatasetWriter
 
@@ -103,8 +103,8 @@ def _with_order(batch: pa.RecordBatch, start: int) -> pa.RecordBatch:
 
 
 def decide_column_names(steps: Sequence[Step]) -> list[str]:
-    """``_row``, ``id`` and every step's decide columns, once each, in first-use order."""
-    names = [ORDER, "id"]
+    """``_row`` and every step's decide columns, once each, in first-use order (``id`` only when a step names it)."""
+    names = [ORDER]
     for step in steps:
         names += [c for c in step.decide_columns if c not in names]
     return names
@@ -177,8 +177,8 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
         dec = step.decide(batch, plan)
         if dec.num_rows != batch.num_rows or DROP_REASON not in dec.schema.names:
             raise RuntimeError(f"step {step.name!r}: decide must return {DROP_REASON} for every row")
-        parts.append(pa.RecordBatch.from_arrays([batch.column(ORDER)] + dec.columns,
-                                                names=[ORDER] + dec.schema.names))
+        part = pa.RecordBatch.from_arrays([batch.column(ORDER)] + dec.columns, names=[ORDER] + dec.schema.names)
+        parts.append(part if step.weight_column else _listed_only(part))
     if not parts:  # an earlier step dropped every row: an empty plan that still has the step's weight column
         empty = {ORDER: pa.array([], pa.int64()), DROP_REASON: pa.array([], pa.string())}
         if step.weight_column:
@@ -188,19 +188,51 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
 
 
 def _plan_as_decisions(step: Step, plan: Any, alive: pa.Table) -> pa.Table | None:
-    """A :class:`RowPlanStep`'s row plan as its decision table when it lists exactly the alive rows, else None.
+    """A :class:`RowPlanStep`'s row plan as its decision table when it may stand for one, else None.
 
     ``decide`` of such a step is :func:`lookup_row_plan` on the plan, so the decision table
-    it would build batch by batch is the plan itself: no lookup, no second copy.
+    it would build batch by batch is the plan itself: no lookup, no second copy.  That holds
+    when the plan lists exactly the alive rows, or — for a step that does not weight (whose
+    stored decisions leave out the rows with nothing to say anyway) — a subset of them in
+    ascending order (``random_drop`` lists only the rows it drops).
     """
     if type(step).decide is not RowPlanStep.decide or not isinstance(plan, pa.Table) or alive.num_rows == 0:
         return None
-    if ORDER not in plan.column_names or DROP_REASON not in plan.column_names or plan.num_rows != alive.num_rows:
+    if ORDER not in plan.column_names or DROP_REASON not in plan.column_names:
         return None
-    if not np.array_equal(plan.column(ORDER).to_numpy(), alive.column(ORDER).to_numpy()):
+    keys, rows = plan.column(ORDER).to_numpy(), alive.column(ORDER).to_numpy()
+    if len(keys) == len(rows):
+        if not np.array_equal(keys, rows):
+            return None
+    elif step.weight_column or not _alive_subset(keys, rows):
         return None
     names = [ORDER] + [n for n in plan.column_names if n != ORDER]
     return plan.select(names).combine_chunks()
+
+
+def _alive_subset(keys: np.ndarray, rows: np.ndarray) -> bool:
+    """True when ``keys`` are strictly ascending and each is one of the (ascending) alive ``rows``."""
+    if len(keys) == 0:
+        return True
+    if len(keys) > len(rows) or np.any(keys[1:] <= keys[:-1]):
+        return False
+    at = np.searchsorted(rows, keys)
+    return bool(at[-1] < len(rows) and np.array_equal(rows[at], keys))
+
+
+def _listed_mask(table: pa.Table | pa.RecordBatch) -> np.ndarray:
+    """Rows of a decision table whose reason or some annotation is not null."""
+    listed = np.zeros(table.num_rows, dtype=bool)
+    for name in table.schema.names:
+        if name != ORDER:
+            listed |= pc.is_valid(table.column(name)).to_numpy(zero_copy_only=False)
+    return listed
+
+
+def _listed_only(part: pa.RecordBatch) -> pa.RecordBatch:
+    """The rows of one batch of decisions that say something (see :func:`stored_decisions`)."""
+    listed = _listed_mask(part)
+    return part if listed.all() else part.filter(pa.array(listed))
 
 
 def alive_table(small: pa.Table, fate: np.ndarray) -> pa.Table:
@@ -221,11 +253,8 @@ def stored_decisions(step: Step, table: pa.Table) -> pa.Table:
     weights (:func:`sample_weights` needs every kept row); ``drop_reason`` is
     dictionary-encoded (decoded again in the write pass).
     """
-    values = [n for n in table.column_names if n != ORDER]
     if not step.weight_column and table.num_rows:
-        listed = np.zeros(table.num_rows, dtype=bool)
-        for name in values:
-            listed |= pc.is_valid(table.column(name)).to_numpy(zero_copy_only=False)
+        listed = _listed_mask(table)
         if not listed.all():
             table = table.filter(pa.array(listed))
     if pa.types.is_string(table.schema.field(DROP_REASON).type):

@@ -130,7 +130,6 @@ from provkit.filters.minhash import (
     empty_signature_mask,
     estimate_jaccard,
 )
-from provkit.filters.step import DROP_REASON, ORDER
 
 MIB = 1 << 20
 DEFAULT_MEMORY_MB = 1024
@@ -368,27 +367,6 @@ def survivors_of_components(
     if n:
         _survivor_kernel(labels, rank, order, survivor, cluster)
     return DedupResult(cluster, survivor)
-
-
-def survivor_row_plan(orders: np.ndarray, result: DedupResult, ids: pa.Array | pa.ChunkedArray, reason: str,
-                      cluster_column: str) -> pa.Table:
-    """The row plan of a clustering, built with Arrow kernels (no Python object per row).
-
-    Equal to :meth:`provkit.filters.step.ClusterDedup.survivor_plan`: ``ORDER`` ascending,
-    ``drop_reason`` (``reason`` for non-survivors), ``dup_of`` (the survivor's id) and
-    ``cluster_column`` (the cluster id).
-    """
-    orders = np.asarray(orders, dtype=np.int64)
-    dup = ~result.is_survivor
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    reasons = pc.if_else(pa.array(dup), pa.scalar(reason, pa.string()), pa.scalar(None, pa.string()))
-    dup_of = ids.cast(pa.string()).take(pa.array(result.survivor, mask=~dup, type=pa.int64()))
-    cluster = pa.array(result.cluster, pa.int64())
-    if len(orders) and np.any(orders[1:] < orders[:-1]):
-        sort = np.argsort(orders, kind="stable")
-        orders, reasons, dup_of, cluster = orders[sort], reasons.take(sort), dup_of.take(sort), cluster.take(sort)
-    return pa.table({ORDER: orders, DROP_REASON: reasons, "dup_of": dup_of, cluster_column: cluster})
 
 
 # ---------------------------------------------------------------- the memory budget

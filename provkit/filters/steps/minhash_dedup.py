@@ -12,14 +12,13 @@ from provkit.errors import ConfigError
 from provkit.filters.dedup import (
     NearDupConfig,
     near_duplicates_within_budget,
-    survivor_row_plan,
 )
 from provkit.filters.minhash import (
     signatures,
     signatures_from_arrow,
     signatures_to_arrow,
 )
-from provkit.filters.step import ORDER, ClusterDedup, RowPlanStep, append_columns
+from provkit.filters.step import ORDER, ClusterDedup, RowPlanStep, append_columns, survivor_row_plan
 
 
 @dataclass

@@ -6,9 +6,17 @@ rows whose ``match_column`` (a decide column of an earlier step, e.g.
 max_model_prob = 1) → random_drop (match_column = detector_score, above = T)``
 drops exactly as many rows as a detector at threshold T would, but at random.
 The dropped rows are those with the smallest ``seeded_uniform(id, seed,
-"random_drop")`` (same result on any engine).  Reason ``random_drop``.
+"random_drop")`` (same result on any engine), ties broken by row order: the
+set a stable ``argsort`` of the draws would give, found with ``np.argpartition``
+(the ``k``-th smallest draw ``t``; every row below ``t``, then the first rows
+equal to ``t``).  Reason ``random_drop``.
 
-Plan memory: id + the match column per alive row.
+Plan memory per alive row, beyond the engine's decide columns (id, and the match
+column when set): 8 bytes of draw (``float64``, computed a batch of ids at a time,
+:func:`provkit.core.hashing.seeded_uniform`) + 8 bytes of partition index while the
+threshold is found + 1 byte of drop mask; the plan lists only the dropped rows
+(``int64`` order + the reason: ~12 bytes per dropped row), so no Python object
+per row.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import pyarrow.compute as pc
 
 from provkit.core.hashing import seeded_uniform
 from provkit.errors import ConfigError
-from provkit.filters.step import ORDER, RowPlanStep, row_plan
+from provkit.filters.step import ORDER, RowPlanStep, reasons_where, row_plan
 
 REASON = "random_drop"
 
@@ -58,10 +66,27 @@ class RandomDropStep(RowPlanStep):
 
     def plan(self, table: pa.Table) -> pa.Table:
         k = min(self.how_many(table), table.num_rows)
-        u = seeded_uniform(table.column("id"), self.config.seed, salt="random_drop")
-        drop = np.zeros(table.num_rows, dtype=bool)
-        drop[np.argsort(u, kind="stable")[:k]] = True
-        return row_plan(table.column(ORDER).to_numpy(), [REASON if d else None for d in drop.tolist()])
+        drop = smallest_mask(seeded_uniform(table.column("id"), self.config.seed, salt=REASON), k)
+        orders = table.column(ORDER).to_numpy()[drop]
+        return row_plan(orders, reasons_where(np.ones(len(orders), dtype=bool), REASON))
+
+
+def smallest_mask(u: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of the ``k`` smallest values of ``u``, ties taken in index order.
+
+    The same rows as ``np.argsort(u, kind="stable")[:k]``, in ``O(n)``: with ``t`` the ``k``-th
+    smallest value (``np.argpartition``), every ``u < t`` and the first ``k - #{u < t}`` of ``u == t``.
+    """
+    n = len(u)
+    if k <= 0:
+        return np.zeros(n, dtype=bool)
+    if k >= n:
+        return np.ones(n, dtype=bool)
+    t = u[np.argpartition(u, k - 1)[k - 1]]
+    mask = u < t
+    ties = np.flatnonzero(u == t)[: k - int(np.count_nonzero(mask))]
+    mask[ties] = True
+    return mask
 
 
 Config = RandomDropConfig
