@@ -6,10 +6,12 @@ import itertools
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from filter_fixtures import human_texts, write_dataset
 
 from provkit.engines import run_filter
+from provkit.engines.local import ids_from_spill, read_ids, spilled_signature_columns
 from provkit.errors import ConfigError
 from provkit.filters import parse_pipeline
 from provkit.filters.components import (
@@ -34,6 +36,7 @@ from provkit.filters.dedup import (
 )
 from provkit.filters.lsh import band_hashes, partition_of, signature_hashes
 from provkit.filters.minhash import signatures
+from provkit.filters.pipeline import build_steps
 from provkit.filters.step import ClusterDedup, survivor_row_plan
 from provkit.provenance import Dataset
 
@@ -235,3 +238,45 @@ def test_run_groups_cut_only_at_run_boundaries():
             assert c.stop - c.start <= max_rows or len(set(keys[c].tolist())) == 1
     assert shared_runs(np.array([1, 2, 2, 3, 4, 4, 4, 5], dtype=np.uint64)).tolist() == [
         False, True, True, False, True, True, True, False]
+
+
+@pytest.mark.parametrize("before", [[], [{"kind": "random_drop", "count": 0}]])
+def test_engine_near_dup_columns_equal_the_steps_own_plan(corpus, tmp_path, before):
+    """The engine keeps no id for a minhash-only pipeline (survivor ids come from the spill) and stores
+    no cluster id for rows that are their own cluster; what it writes still equals the step's own plan."""
+    human = corpus[: len(corpus) // 2]
+    src = write_dataset(tmp_path / "src", human, [corpus[len(corpus) // 2:]])
+    spec = {"kind": "minhash_dedup", "threshold": 0.8, "memory_mb": 0.3}
+    cfg = parse_pipeline({"steps": before + [spec]}, "t")
+    steps = build_steps(cfg, Dataset.open(src))
+    assert ids_from_spill(steps, spilled_signature_columns(steps)) == (not before)
+    run_filter(src, tmp_path / "out", cfg)
+
+    step = steps[-1]
+    records = Dataset.open(src).read()
+    scored = step.score(pa.RecordBatch.from_arrays([records.column("text").combine_chunks()], names=["text"]))
+    table = pa.table({"_row": np.arange(records.num_rows), "id": records.column("id"),
+                      "origin": records.column("origin"), "_minhash": scored.column("_minhash")})
+    plan = step.plan(table)
+    ids = records.column("id").to_pylist()
+    expected = {ids[r]: (reason, dup, cluster) for r, reason, dup, cluster in zip(
+        *(plan.column(c).to_pylist() for c in ("_row", "drop_reason", "dup_of", "near_dup_cluster")))}
+    out = Dataset.open(tmp_path / "out")
+    got = {row["id"]: (None, row["dup_of"], row["near_dup_cluster"])
+           for row in out.read("data", columns=["id", "dup_of", "near_dup_cluster"]).to_pylist()}
+    got.update({row["id"]: (row["drop_reason"], row["dup_of"], row["near_dup_cluster"]) for row in
+                out.read("rejects", columns=["id", "drop_reason", "dup_of", "near_dup_cluster"]).to_pylist()})
+    assert got == expected
+    assert sum(r == "near_duplicate" for r, _, _ in got.values()) > 40
+    assert sum(c != ids.index(i) for i, (_, _, c) in got.items()) > 40  # rows that are not their own cluster
+
+
+def test_read_ids_takes_the_ids_of_the_asked_rows_from_the_scored_spill(tmp_path):
+    path = tmp_path / "scored.parquet"
+    batches = [pa.record_batch({"id": [f"x{i}" for i in range(s, s + 5)], "_row": np.arange(s, s + 5)})
+               for s in range(0, 20, 5)]
+    with pq.ParquetWriter(path, batches[0].schema) as w:
+        for b in batches:
+            w.write_batch(b)
+    assert read_ids(path, np.array([0, 4, 5, 13, 19]), 3).to_pylist() == ["x0", "x4", "x5", "x13", "x19"]
+    assert read_ids(path, np.array([], dtype=np.int64), 3).to_pylist() == []

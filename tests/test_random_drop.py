@@ -20,6 +20,7 @@ from provkit.engines.local import _plan_as_decisions, decide_column_names
 from provkit.filters import parse_pipeline
 from provkit.filters.step import DROP_REASON, ORDER, reasons_where, row_plan
 from provkit.filters.steps.origin import OriginConfig, OriginStep
+from provkit.filters.steps import random_drop
 from provkit.filters.steps.random_drop import RandomDropConfig, RandomDropStep, smallest_mask
 from provkit.provenance import Dataset
 
@@ -58,9 +59,14 @@ def test_seeded_uniform_equals_the_former_draws_on_real_ids_across_batches(real,
     assert seeded_uniform(pa.array([], pa.string()), 1).shape == (0,)
 
 
-def test_smallest_mask_takes_the_rows_a_stable_argsort_takes_with_ties():
+@pytest.mark.parametrize("buckets, chunk", [(1 << 16, 1 << 20), (4, 7), (1, 3)])
+def test_smallest_mask_takes_the_rows_a_stable_argsort_takes_with_ties(monkeypatch, buckets, chunk):
+    monkeypatch.setattr(random_drop, "SELECT_BUCKETS", buckets)  # few buckets, small chunks: every path
+    monkeypatch.setattr(random_drop, "SELECT_CHUNK", chunk)
     rng = np.random.default_rng(0)
-    for u in (rng.integers(0, 5, 60).astype(np.float64), rng.random(50), np.zeros(9)):
+    arrays = (rng.integers(0, 5, 60).astype(np.float64), rng.random(50), np.zeros(9), rng.normal(size=40) * 1e3,
+              seeded_uniform([f"r{i}" for i in range(45)], 2, "random_drop"))
+    for u in arrays:
         for k in range(len(u) + 2):
             expected = np.zeros(len(u), dtype=bool)
             expected[np.argsort(u, kind="stable")[:k]] = True

@@ -87,6 +87,24 @@ from provkit.filters.step import (
 from provkit.provenance import Dataset, DatasetWriter
 
 KEPT = -1
+SCORED = "scored.parquet"
+"""The scored spill's file name in the spill directory."""
+SPILL_ROW_GROUP_ROWS = 16384
+"""Rows per row group of the scored spill (read back one row group at a time)."""
+KEEP_CHUNK_ROWS = 65536
+"""Rows per merged chunk of the decide columns kept in memory."""
+
+
+def release_unused_memory() -> None:
+    """Hand memory the allocators hold but no longer use back to the system, between phases.
+
+    Arrow's default pool (mimalloc) keeps freed pages for reuse, and glibc's heap (NumPy's
+    arrays, Arrow's system pool) keeps freed space below its top: between the score pass, the
+    steps' plans and the write pass that retained memory is what a later phase's peak sits on.
+    ``release_unused`` is Arrow's call for it (``mi_collect`` / ``malloc_trim``).
+    """
+    pa.default_memory_pool().release_unused()
+    pa.system_memory_pool().release_unused()
 
 
 def _weight_summary(values: np.ndarray) -> dict[str, float] | None:
@@ -115,6 +133,29 @@ def spilled_signature_columns(steps: Sequence[Step]) -> list[str]:
     wanted_elsewhere = {c for step in steps if _near_dup(step) is None for c in step.decide_columns}
     columns = {cap.signature_column for step in steps if (cap := _near_dup(step)) is not None}
     return sorted(c for c in columns if c.startswith(INTERNAL_PREFIX) and c not in wanted_elsewhere)
+
+
+def ids_from_spill(steps: Sequence[Step], signature_columns: Sequence[str]) -> bool:
+    """True when the only steps that read ``id`` are near-dup steps planned from the signature file.
+
+    Their plans need the ids of the survivors of duplicates only, which :func:`read_ids` takes
+    from the scored spill, so the engine keeps no ``id`` column in memory.
+    """
+    readers = [step for step in steps if "id" in step.decide_columns]
+    return bool(readers) and all((cap := _near_dup(step)) is not None and cap.signature_column in signature_columns
+                                 for step in readers)
+
+
+def read_ids(spill: Path, rows: np.ndarray, batch_size: int) -> pa.Array:
+    """The ``id`` of input rows ``rows`` (ascending) from the scored spill (row ``i`` holds ``_row == i``)."""
+    parts = [pa.array([], pa.string())]
+    if len(rows):
+        for batch in pq.ParquetFile(spill, pre_buffer=False).iter_batches(batch_size=batch_size, columns=[ORDER, "id"]):
+            first = int(batch.column(ORDER)[0].as_py())
+            lo, hi = np.searchsorted(rows, [first, first + batch.num_rows])
+            if hi > lo:
+                parts.append(batch.column("id").cast(pa.string()).take(pa.array(rows[lo:hi] - first)))
+    return pa.concat_arrays(parts)
 
 
 def _near_dup(step: Step) -> ClusterDedup | None:
@@ -253,6 +294,7 @@ def stored_decisions(step: Step, table: pa.Table) -> pa.Table:
     weights (:func:`sample_weights` needs every kept row); ``drop_reason`` is
     dictionary-encoded (decoded again in the write pass).
     """
+    table = _own_cluster_as_null(step, table)
     if not step.weight_column and table.num_rows:
         listed = _listed_mask(table)
         if not listed.all():
@@ -261,6 +303,33 @@ def stored_decisions(step: Step, table: pa.Table) -> pa.Table:
         reasons = table.column(DROP_REASON).combine_chunks().dictionary_encode()
         table = table.set_column(table.schema.get_field_index(DROP_REASON), DROP_REASON, reasons)
     return table.combine_chunks()
+
+
+def _own_cluster_as_null(step: Step, table: pa.Table) -> pa.Table:
+    """A cluster-dedup step's cluster column with null where it is the row's own order (see :func:`cluster_values`)."""
+    cap = getattr(step, "cluster_dedup", None)
+    if cap is None or cap.cluster_column not in table.column_names or not table.num_rows:
+        return table
+    column = table.column(cap.cluster_column)
+    own = pc.equal(column, table.column(ORDER))
+    at = table.schema.get_field_index(cap.cluster_column)
+    return table.set_column(at, cap.cluster_column, pc.if_else(own, pa.scalar(None, column.type), column))
+
+
+def cluster_values(values: pa.Array, order: np.ndarray, alive: np.ndarray) -> pa.Array:
+    """A cluster column as written: a row alive at the step that has no stored value is its own cluster.
+
+    Stored decisions leave out the cluster id of a row that is its own cluster's smallest row
+    (every singleton: most rows), so the write pass puts the row's order back there.
+    """
+    own = pa.array(np.where(alive, order, 0), mask=~alive, type=pa.int64())
+    return pc.coalesce(values.cast(pa.int64()), own)
+
+
+def cluster_column(step: Step) -> str | None:
+    """The cluster column of a step that declares :class:`ClusterDedup`, else None."""
+    cap = getattr(step, "cluster_dedup", None)
+    return cap.cluster_column if cap is not None else None
 
 
 def _decoded(values: pa.Array) -> pa.Array:
@@ -274,8 +343,16 @@ def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spi
 
     ``_row`` is not kept (row ``i`` of the result is input row ``i``; :func:`alive_table` makes it).
     Returns (the decide columns of every row, or None when there were no rows; the row count).
+
+    Both grow by what a row needs, not by batch: the spill is written in row groups of
+    :data:`SPILL_ROW_GROUP_ROWS` without statistics (a row group's metadata stays in the
+    writer until it closes: ~36 KB per group measured with statistics, 9 bytes per row at
+    4,096-row groups), and the kept columns are merged into one chunk per
+    :data:`KEEP_CHUNK_ROWS` rows (a chunk per batch cost ~20 KB of buffers and objects).
     """
     small: list[pa.RecordBatch] = []
+    pending: list[pa.RecordBatch] = []  # decide columns not merged yet
+    group: list[pa.RecordBatch] = []  # scored batches not written yet
     writer: pq.ParquetWriter | None = None
     n = 0
     try:
@@ -283,18 +360,36 @@ def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spi
             if batch.num_rows == 0:
                 continue
             if writer is None:
-                writer = pq.ParquetWriter(spill, batch.schema, compression="lz4")
-            writer.write_batch(batch)
+                writer = pq.ParquetWriter(spill, batch.schema, compression="lz4", write_statistics=False)
             missing = [c for c in keep_cols if c not in batch.schema.names]
             if missing:
                 raise RuntimeError(f"decide column {missing[0]!r} was not produced by any step's score")
-            small.append(batch.select([c for c in keep_cols if c != ORDER]))
+            group.append(batch)
+            if sum(b.num_rows for b in group) >= SPILL_ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(group))
+                group = []
+            pending.append(batch.select([c for c in keep_cols if c != ORDER]))
+            if sum(b.num_rows for b in pending) >= KEEP_CHUNK_ROWS:
+                small.extend(_merged(pending))
+                pending = []
             n += batch.num_rows
             progress(batch.num_rows, "score")
+        if group and writer is not None:
+            writer.write_table(pa.Table.from_batches(group))
+        small.extend(_merged(pending))
     finally:
         if writer is not None:
             writer.close()
     return (pa.Table.from_batches(small) if small else None), n
+
+
+def _merged(batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:
+    """``batches`` as one batch with contiguous buffers (dictionaries unified), or [] for none."""
+    if not batches:
+        return []
+    if batches[0].num_columns == 0:  # no decide column: the batches carry only their row counts
+        return batches
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()
 
 
 class LocalEngine:
@@ -306,6 +401,7 @@ class LocalEngine:
         self.batch_size = batch_size
         self.spill_dir = spill_dir
         self._signatures: SignatureSpill | None = None
+        self._ids_from_spill = False
         self._spill: Path | None = None
 
     def run(self, dataset: Dataset, steps: Sequence[Step], writer: DatasetWriter,
@@ -317,11 +413,13 @@ class LocalEngine:
         spill = Path(tempfile.mkdtemp(prefix=".provkit-spill-", dir=spill_root))
         self._spill = spill
         try:
-            small, n = self._score_pass(dataset, steps, spill / "scored.parquet", stats, progress)
+            small, n = self._score_pass(dataset, steps, spill / SCORED, stats, progress)
+            release_unused_memory()
             fate, tables = self._decide_all(small, n, steps, stats)
             weights = sample_weights(steps, tables, small, fate == KEPT)
             del small  # the write pass needs only fate, the stored decisions and the weights
-            return self._write_pass(spill / "scored.parquet", n, steps, fate, tables, weights, stats, writer,
+            release_unused_memory()
+            return self._write_pass(spill / SCORED, n, steps, fate, tables, weights, stats, writer,
                                     progress)
         finally:
             self._signatures = None
@@ -344,7 +442,9 @@ class LocalEngine:
                     yield signatures.take(score_batch(_with_order(batch, offset), steps, seconds))
                     offset += batch.num_rows
 
-        keep_cols = [c for c in decide_column_names(steps) if c not in signature_columns]
+        self._ids_from_spill = ids_from_spill(steps, signature_columns)
+        keep_cols = [c for c in decide_column_names(steps)
+                     if c not in signature_columns and not (c == "id" and self._ids_from_spill)]
         result = spill_scored(scored(), keep_cols, spill, progress)
         for st, s in zip(stats, seconds):
             st.seconds += s
@@ -375,6 +475,7 @@ class LocalEngine:
                 st.weight = _weight_summary(np.asarray(w, dtype=np.float64))
             tables[k] = stored_decisions(step, table)
             del table, reasons, dropped
+            release_unused_memory()
             st.seconds += time.perf_counter() - t0
         return fate, tables
 
@@ -393,7 +494,11 @@ class LocalEngine:
             source = signatures.source(cap.signature_column, orders, cap.near_dup.num_perm)
             result = near_duplicates_within_budget(source, alive.column("origin"), orders, cap.near_dup,
                                                    workdir=self._spill)
-            return survivor_row_plan(orders, result, alive.column("id"), cap.reason, cap.cluster_column)
+            if "id" in alive.column_names:
+                return survivor_row_plan(orders, result, alive.column("id"), cap.reason, cap.cluster_column)
+            named = np.unique(result.survivor[result.survivor != np.arange(len(orders))])  # survivors of duplicates
+            ids = read_ids(self._spill / SCORED, orders[named], self.batch_size)
+            return survivor_row_plan(orders, result, ids, cap.reason, cap.cluster_column, id_rows=named)
 
         return plan
 
@@ -429,6 +534,8 @@ class LocalEngine:
                     reason = pc.if_else(mine, _decoded(looked.column(col)), reason)
                 elif not col.startswith(INTERNAL_PREFIX):  # same name from two steps (dup_of): first non-null
                     values = looked.column(col)
+                    if cluster_column(step) == col:
+                        values = cluster_values(values, order, (row_fate == KEPT) | (row_fate >= k))
                     columns[col] = pc.coalesce(columns[col], values) if col in columns else values
             step_name[row_fate == k] = step.name
         if weights is not None:

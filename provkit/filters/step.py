@@ -204,19 +204,21 @@ def row_plan(orders: np.ndarray, reasons: Sequence[str | None] | pa.Array | pa.C
 
 
 def survivor_row_plan(orders: np.ndarray, result: Any, ids: pa.Array | pa.ChunkedArray, reason: str,
-                      cluster_column: str) -> pa.Table:
+                      cluster_column: str, id_rows: np.ndarray | None = None) -> pa.Table:
     """The :func:`row_plan` of a clustering, built with Arrow kernels (no Python object per row).
 
     ``result`` has ``survivor`` (row position of each row's survivor) and ``cluster`` (the cluster id)
     per row, like :class:`provkit.filters.dedup.DedupResult`.  Columns: ``ORDER`` ascending,
     ``drop_reason`` (``reason`` for non-survivors), ``dup_of`` (the survivor's id, null for
-    survivors) and ``cluster_column``.
+    survivors) and ``cluster_column``.  ``ids`` holds one id per row, or, with ``id_rows`` (ascending
+    row positions), the ids of those rows only: they must include every survivor of a duplicate.
     """
     survivor = np.asarray(result.survivor, dtype=np.int64)
     dup = survivor != np.arange(len(survivor))
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
-    dup_of = ids.cast(pa.string()).take(pa.array(survivor, mask=~dup, type=pa.int64()))
+    at = survivor if id_rows is None else np.searchsorted(np.asarray(id_rows, dtype=np.int64), survivor)
+    dup_of = ids.cast(pa.string()).take(pa.array(np.where(dup, at, 0), mask=~dup, type=pa.int64()))
     return row_plan(orders, reasons_where(dup, reason), dup_of=dup_of,
                     **{cluster_column: pa.array(result.cluster, pa.int64())})
 
