@@ -28,6 +28,7 @@ from provkit.filters.dedup import (
     check_budget,
     elect_survivors,
     fits_in_memory,
+    group_survivors,
     near_duplicate_components,
     near_duplicate_components_spilled,
     near_duplicates,
@@ -280,3 +281,19 @@ def test_read_ids_takes_the_ids_of_the_asked_rows_from_the_scored_spill(tmp_path
             w.write_batch(b)
     assert read_ids(path, np.array([0, 4, 5, 13, 19]), 3).to_pylist() == ["x0", "x4", "x5", "x13", "x19"]
     assert read_ids(path, np.array([], dtype=np.int64), 3).to_pylist() == []
+
+
+def test_group_survivors_equal_the_full_survivors_on_the_grouped_rows(sigs, corpus):
+    labels = near_duplicate_components(sigs, NearDupConfig())
+    origins = pa.chunked_array([pa.array(["human", "model"] * (len(corpus) // 2) + ["human"] * (len(corpus) % 2))])
+    order = np.arange(len(corpus), dtype=np.int64) * 3 + 7
+    full = survivors_of_components(labels, origins, order)
+    groups = group_survivors(labels, origins, order)
+    grouped = np.zeros(len(corpus), dtype=bool)
+    grouped[groups.rows] = True
+    assert np.array_equal(grouped, np.bincount(labels, minlength=len(labels))[labels] > 1)  # components of 2+ rows
+    assert np.array_equal(groups.survivor, full.survivor[groups.rows])
+    assert np.array_equal(groups.cluster, full.cluster[groups.rows])
+    assert np.array_equal(full.survivor[~grouped], np.flatnonzero(~grouped))  # the rest: their own survivor
+    assert np.array_equal(full.cluster[~grouped], order[~grouped])
+    assert len(groups.rows) > 100 and (groups.survivor != groups.rows).sum() > 60

@@ -5,8 +5,8 @@ Execution (see :mod:`provkit.filters.step` for the contract):
 1. **score pass** — stream the input's record batches in manifest order, tag
    each row with its order key (``_row`` = position in the input), run every
    step's ``score`` and spill the scored batch to a temporary Parquet file
-   next to the output; keep only the *decide columns* (``_row``, ``id`` and
-   what the steps name in ``decide_columns``) in memory.
+   next to the output; keep only the *decide columns* (what the steps name in
+   ``decide_columns``; ``_row`` is implied by the position) in memory.
 2. **decide** — for each step in order, take the rows still alive, ``plan``
    (global steps) and ``decide`` in batches: a decision table per step
    (``_row``, ``drop_reason``, annotations).  A row dropped by a step is not
@@ -22,32 +22,42 @@ with a ``signature_column``, e.g. ``minhash_dedup``): the score pass appends
 that column to a raw signature file in the spill directory instead of keeping
 it in memory (or in the scored spill), and the step is planned from that
 file (read a chunk at a time) by
-:func:`provkit.filters.dedup.near_duplicates_within_budget` — in memory when
+:func:`provkit.filters.dedup.near_duplicate_labels_within_budget` — in memory when
 it fits the step's ``memory_mb``, else spilled to partition files in the same
-directory (24 bytes per row in RAM plus a bounded working set).  The budget is
-checked against the input's row count before the score pass, so a run that
-cannot fit stops at once.
+directory (a union-find forest, 8 bytes per row, plus a bounded working set) —
+then :func:`provkit.filters.dedup.group_survivors` elects the survivors of the
+components of two or more rows only (1 byte per row + ~40 per grouped row) and
+:func:`provkit.filters.step.group_row_plan` lists just those rows.  When no
+other step reads ``id``, none is kept: the survivors' ids are read back from
+the spill (:func:`read_ids`).  The budget is checked against the input's row
+count before the score pass, so a run that cannot fit stops at once.
 
-Memory: one batch of records at a time (the input and the spill are read
-with Parquet ``pre_buffer`` off, one row group at a time), plus the decide
-columns of all rows without ``_row`` (row ``i`` is input row ``i``; ``_row``
-is made for the alive rows of each step: e.g. id + 8 bytes per score; id and
-origin: ~20 bytes for short ids), 2 bytes per row of fate and, when a step
-weights, 8 bytes per row of final ``sample_weight``.  Every row is alive for
-the first step, so it gets no copy; later steps get a filtered copy, freed
-after the step.  A :class:`provkit.filters.step.RowPlanStep`'s plan, when it
-lists exactly the alive rows, is its decision table.  Stored decision tables
-leave out the rows whose reason and annotations are all null (unless the step
-weights) and dictionary-encode ``drop_reason``; the decide columns are freed
-before the write pass.  Measured peak-RSS growth per input row between 1M and
-3M short records (30-60 words; ``python benchmarks/dedup.py --step origin``
-or ``--step random_drop --sizes 1000000,3000000``, each against main (187e2d0, 20db20d: the same engine)
-in the same run): a per-batch step (``origin``) 27 bytes (was 356);
-``random_drop`` 98 bytes (was 351), most of it the step's own plan (a Python
-string per id for ``seeded_uniform``); ``minhash_dedup`` 82 bytes, peak
-1,091 -> 1,246 MiB (``python benchmarks/dedup.py --sizes 1000000,3000000
---peer-sizes "" --memory-mb 512``; the README's run before this: 1,196 ->
-1,817 MiB, 325 bytes), the same 51,412 rows dropped at 1M.
+Memory per input row (bytes; ``n`` rows):
+
+* kept through the run: the decide columns that some step names (e.g.
+  ``origin``, dictionary-encoded: 4; an ``id`` of ``L`` bytes: ``L + 4``),
+  merged into one chunk per :data:`KEEP_CHUNK_ROWS` rows, and 2 of fate;
+* while a step is planned: its alive rows' ``_row`` (8; for the first step
+  every row is alive, so the decide columns are not copied) and the plan's
+  own memory (documented per step: ``random_drop`` 8 + 1; ``minhash_dedup``
+  the forest 8 + 1, within ``memory_mb``);
+* stored decisions: only rows with something to say (a reason or an
+  annotation; a cluster id equal to the row's own order is not stored and the
+  write pass puts it back, :func:`cluster_values`), ~12-30 per listed row,
+  unless the step weights (then every alive row);
+* 8 of final ``sample_weight`` when a step weights.
+
+Not per row: one batch of records (the input and the spill are read with
+Parquet ``pre_buffer`` off, one row group at a time; the spill is written in
+:data:`SPILL_ROW_GROUP_ROWS`-row groups without statistics, since a writer
+keeps each row group's metadata until it closes: ~36 KB per group, 9 bytes
+per row at 4,096-row groups) and the output writer's row-group buffers
+(64 MiB per kind: the rejects buffer fills towards it as more rows are
+dropped, which a 1M -> 3M comparison sees as growth).  Between phases the
+allocators' unused memory is handed back (:func:`release_unused_memory`):
+Arrow's mimalloc pool otherwise keeps 100-150 MiB of freed pages after the
+score pass.  Measured figures: the README ("memory and scale") and
+``benchmarks/dedup.py --step random_drop|origin``.
 """
 
 from __future__ import annotations
@@ -67,7 +77,8 @@ from provkit.core.progress import Advance, quiet_advance
 from provkit.filters.dedup import (
     SignatureSource,
     check_budget,
-    near_duplicates_within_budget,
+    group_survivors,
+    near_duplicate_labels_within_budget,
 )
 from provkit.filters.engine import EngineResult, StepStats
 from provkit.filters.minhash import signatures_from_arrow
@@ -81,8 +92,8 @@ from provkit.filters.step import (
     RowPlanStep,
     Step,
     lookup_row_plan,
+    group_row_plan,
     sample_weights,
-    survivor_row_plan,
 )
 from provkit.provenance import Dataset, DatasetWriter
 
@@ -492,13 +503,14 @@ class LocalEngine:
         def plan(alive: pa.Table) -> pa.Table:
             orders = alive.column(ORDER).to_numpy()
             source = signatures.source(cap.signature_column, orders, cap.near_dup.num_perm)
-            result = near_duplicates_within_budget(source, alive.column("origin"), orders, cap.near_dup,
-                                                   workdir=self._spill)
+            labels = near_duplicate_labels_within_budget(source, cap.near_dup, workdir=self._spill)
+            groups = group_survivors(labels, alive.column("origin"), orders)
+            del labels
             if "id" in alive.column_names:
-                return survivor_row_plan(orders, result, alive.column("id"), cap.reason, cap.cluster_column)
-            named = np.unique(result.survivor[result.survivor != np.arange(len(orders))])  # survivors of duplicates
+                return group_row_plan(orders, groups, alive.column("id"), cap.reason, cap.cluster_column)
+            named = np.unique(groups.survivor[groups.survivor != groups.rows])  # the survivors of duplicates
             ids = read_ids(self._spill / SCORED, orders[named], self.batch_size)
-            return survivor_row_plan(orders, result, ids, cap.reason, cap.cluster_column, id_rows=named)
+            return group_row_plan(orders, groups, ids, cap.reason, cap.cluster_column, id_rows=named)
 
         return plan
 

@@ -57,7 +57,10 @@ Two executions of steps 1-4 give the same labels (tested):
   directory inside the output's parent) that is always removed.
 
 Survivors of near-duplicate components are elected in one ``O(n)`` pass
-(:func:`survivors_of_components`; equal to :func:`elect_survivors`).
+(:func:`survivors_of_components`; equal to :func:`elect_survivors`), or, by
+the local engine, for the rows of components of two or more rows only
+(:func:`group_survivors`: 1 byte per row + ~40 per grouped row instead of 16
+per row; every other row is its own survivor and cluster).
 
 Memory model (bytes; ``n`` alive rows, ``K`` permutations of ``s`` bytes
 each — 4 for ``affine32`` —, ``b`` bands, ``E`` = 40 bytes per partition
@@ -91,7 +94,8 @@ below ``24 n`` bytes plus :data:`MIN_WORK_BYTES` is refused before any work
 (:func:`check_budget`, a one-line :class:`provkit.errors.ConfigError`).
 Unset, the budget is :data:`DEFAULT_MEMORY_MB`, raised to what the
 per-record part needs (never refused).  Not counted: the engine's own
-per-row columns (row key, id, origin: see :mod:`provkit.engines.local`).
+per-row columns (row key 8, origin 4, fate 2; no id for a ``minhash_dedup``-only
+pipeline: see :mod:`provkit.engines.local`).
 Exact dedup needs the hashes (~``64`` bytes each as dictionary-encoded
 strings) plus ``24`` bytes per record.
 """
@@ -367,6 +371,55 @@ def survivors_of_components(
     if n:
         _survivor_kernel(labels, rank, order, survivor, cluster)
     return DedupResult(cluster, survivor)
+
+
+@dataclass(frozen=True)
+class GroupSurvivors:
+    """:class:`DedupResult` for the rows of components with more than one row only.
+
+    ``rows``: the ascending positions of those rows; ``survivor[j]`` the position of row
+    ``rows[j]``'s survivor, ``cluster[j]`` its cluster id.  Every row not in ``rows`` is its own
+    survivor and its own cluster (its order).  Near-duplicates are a small share of most
+    inputs, so this is ~``24 * share`` bytes per row instead of :class:`DedupResult`'s 16 + 8.
+    """
+
+    rows: np.ndarray
+    survivor: np.ndarray
+    cluster: np.ndarray
+
+
+@numba.njit(cache=True, nogil=True)
+def _mark_grouped(labels, grouped):  # pragma: no cover - compiled
+    for i in range(len(labels)):
+        r = labels[i]
+        if r != i:
+            grouped[i] = True
+            grouped[r] = True
+
+
+def group_survivors(
+    labels: np.ndarray, origins: Sequence[str] | pa.Array | pa.ChunkedArray, order: Sequence[int] | np.ndarray | None = None
+) -> GroupSurvivors:
+    """:func:`survivors_of_components` of the rows in components of two or more rows (see :class:`GroupSurvivors`).
+
+    Extra memory: 1 byte per row (the grouped mask) plus ~40 bytes per grouped row; the survivor
+    rule runs on the grouped rows alone, with each row's root as a position among them.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(labels)
+    order = _order_or_positions(order, n)
+    grouped = np.zeros(n, dtype=bool)
+    if n:
+        _mark_grouped(labels, grouped)
+    rows = np.flatnonzero(grouped)
+    del grouped
+    local = np.searchsorted(rows, labels[rows])  # the root's position among the grouped rows (<= the row's own)
+    if isinstance(origins, (pa.Array, pa.ChunkedArray)):
+        picked = origins.take(pa.array(rows, pa.int64()))
+    else:
+        picked = [origins[i] for i in rows.tolist()]
+    result = survivors_of_components(local, picked, order[rows])
+    return GroupSurvivors(rows, rows[result.survivor], result.cluster)
 
 
 # ---------------------------------------------------------------- the memory budget
@@ -671,6 +724,15 @@ def near_duplicates_within_budget(
     ``sigs`` as for :func:`near_duplicate_components_spilled`.  Refuses (:class:`ConfigError`) a
     budget that cannot hold the spilled path's per-record part.
     """
+    labels = near_duplicate_labels_within_budget(sigs, config, rows, workdir, stats)
+    return survivors_of_components(labels, origins, order)
+
+
+def near_duplicate_labels_within_budget(
+    sigs: np.ndarray | SignatureSource, config: NearDupConfig = NearDupConfig(), rows: np.ndarray | None = None,
+    workdir: str | Path | None = None, stats: dict | None = None,
+) -> np.ndarray:
+    """The component labels of :func:`near_duplicates_within_budget` (in memory or spilled by the budget)."""
     source = sigs if isinstance(sigs, SignatureSource) else SignatureSource(sigs, rows)
     n = len(source)
     check_budget(n, config)
@@ -684,4 +746,4 @@ def near_duplicates_within_budget(
         path = "spilled"
     if stats is not None:
         stats["path"] = path
-    return survivors_of_components(labels, origins, order)
+    return labels

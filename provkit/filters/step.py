@@ -20,7 +20,10 @@ re-runnable with another threshold):
    step runs (rows dropped by an earlier step are not in it), sorted by
    :data:`ORDER`.  It returns a small, picklable decision object (a
    ``pa.Table``, a threshold, a dict) — never the records.  Map-only steps
-   return ``None``.  The memory a plan needs is the bytes of its
+   return ``None``.  A :func:`row_plan` need list only the rows it has
+   something to say about (an unlisted row is kept, with null annotations),
+   unless the step weights; built from Arrow columns, it holds no Python
+   object per row.  The memory a plan needs is the bytes of its
    ``decide_columns`` per alive row (documented per step).
 
 3. ``decide(batch, plan) -> decisions`` — a **pure map** again: given a batch
@@ -221,6 +224,26 @@ def survivor_row_plan(orders: np.ndarray, result: Any, ids: pa.Array | pa.Chunke
     dup_of = ids.cast(pa.string()).take(pa.array(np.where(dup, at, 0), mask=~dup, type=pa.int64()))
     return row_plan(orders, reasons_where(dup, reason), dup_of=dup_of,
                     **{cluster_column: pa.array(result.cluster, pa.int64())})
+
+
+def group_row_plan(orders: np.ndarray, groups: Any, ids: pa.Array | pa.ChunkedArray, reason: str,
+                   cluster_column: str, id_rows: np.ndarray | None = None) -> pa.Table:
+    """The :func:`row_plan` of a clustering that lists only the rows of clusters of two or more rows.
+
+    ``groups`` has ``rows`` (ascending positions), ``survivor`` (positions) and ``cluster`` per
+    listed row, like :class:`provkit.filters.dedup.GroupSurvivors`; ``ids`` and ``id_rows`` as for
+    :func:`survivor_row_plan`.  An unlisted row is kept, and its own cluster: an engine that reads
+    this plan writes its order as its ``cluster_column`` (the local engine does).
+    """
+    rows = np.asarray(groups.rows, dtype=np.int64)
+    survivor = np.asarray(groups.survivor, dtype=np.int64)
+    dup = survivor != rows
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    at = survivor if id_rows is None else np.searchsorted(np.asarray(id_rows, dtype=np.int64), survivor)
+    dup_of = ids.cast(pa.string()).take(pa.array(np.where(dup, at, 0), mask=~dup, type=pa.int64()))
+    return row_plan(np.asarray(orders, dtype=np.int64)[rows], reasons_where(dup, reason), dup_of=dup_of,
+                    **{cluster_column: pa.array(groups.cluster, pa.int64())})
 
 
 def lookup_row_plan(batch: pa.RecordBatch, plan: pa.Table) -> pa.RecordBatch:
