@@ -84,8 +84,12 @@ entry in RAM: 16 loaded + 8 argsort + 16 sorted):
 Measured end to end (``benchmarks/dedup.py``, ``prov filter`` with ``minhash_dedup``
 only, 10 % planted variants, ``memory_mb = 512``): at 1M short records the spilled
 path peaks at 1,210 MiB and runs 1.30x the speed of the former in-memory-only code
-(4,251 MiB) with the same dropped rows; at 10M it peaks at 4,195 MiB (349 B/record
-over 1M-10M, mostly the local engine's per-row columns, not this module's 24).
+(4,251 MiB) with the same dropped rows; at 10M it peaked at 4,195 MiB (349 B/record
+over 1M-10M, mostly the local engine's per-row columns, not this module's 24), and,
+after the engine's per-row state was cut (no ids kept, survivors of 2+-row components
+only, see :mod:`provkit.engines.local`), at 1,406 MiB: 47 B/record over 1M-10M, 43.9k
+records/s (``nice -n 10 python benchmarks/dedup.py --sizes 1000000,10000000
+--peer-sizes "" --main "" --memory-mb 512``).
 
 The budget is ``NearDupConfig.memory_mb`` (``memory_mb`` of the
 ``minhash_dedup`` step): the in-memory path runs when its estimate fits,
