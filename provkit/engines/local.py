@@ -55,8 +55,8 @@ per row at 4,096-row groups) and the output writer's row-group buffers
 (64 MiB per kind: the rejects buffer fills towards it as more rows are
 dropped, which a 1M -> 3M comparison sees as growth).  Between phases the
 allocators' unused memory is handed back (:func:`release_unused_memory`):
-Arrow's mimalloc pool otherwise keeps 100-150 MiB of freed pages after the
-score pass.  Measured figures: the README ("memory and scale") and
+Arrow's mimalloc pool otherwise keeps the score pass's freed pages for reuse
+under the next phase's peak.  Measured figures: the README ("memory and scale") and
 ``benchmarks/dedup.py --step random_drop|origin``.
 """
 
