@@ -6,10 +6,12 @@ import itertools
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from filter_fixtures import human_texts, write_dataset
 
 from provkit.engines import run_filter
+from provkit.engines.local import ids_from_spill, read_ids, spilled_signature_columns
 from provkit.errors import ConfigError
 from provkit.filters import parse_pipeline
 from provkit.filters.components import (
@@ -26,16 +28,17 @@ from provkit.filters.dedup import (
     check_budget,
     elect_survivors,
     fits_in_memory,
+    group_survivors,
     near_duplicate_components,
     near_duplicate_components_spilled,
     near_duplicates,
     near_duplicates_within_budget,
-    survivor_row_plan,
     survivors_of_components,
 )
 from provkit.filters.lsh import band_hashes, partition_of, signature_hashes
 from provkit.filters.minhash import signatures
-from provkit.filters.step import ClusterDedup
+from provkit.filters.pipeline import build_steps
+from provkit.filters.step import ClusterDedup, survivor_row_plan
 from provkit.provenance import Dataset
 
 
@@ -176,15 +179,17 @@ def test_budget_refused_in_one_line_and_defaults_never_refuse():
         NearDupConfig(memory_mb=0)
 
 
-def test_row_plan_equals_the_step_protocol_plan():
+def test_survivor_row_plan_sorts_by_order_and_names_each_duplicates_survivor():
     orders = np.array([9, 2, 5, 7, 11], dtype=np.int64)
     result = DedupResult(cluster=np.array([2, 2, 5, 2, 11]), survivor=np.array([1, 1, 2, 1, 4]))
     ids = pa.chunked_array([pa.array(["a", "b"]), pa.array(["c", "d", "e"])])
-    cap = ClusterDedup("near_duplicate", "near_dup_cluster")
-    expected = cap.survivor_plan(orders, result, ids)
     got = survivor_row_plan(orders, result, ids, "near_duplicate", "near_dup_cluster")
-    assert got.equals(expected)
-    assert got.column("dup_of").to_pylist() == [None, None, "b", "b", None]  # rows by order 2, 5, 7, 9, 11
+    assert got.column("_row").to_pylist() == [2, 5, 7, 9, 11]  # rows a..e by order: b, c, d, a, e
+    assert got.column("drop_reason").to_pylist() == [None, None, "near_duplicate", "near_duplicate", None]
+    assert got.column("dup_of").to_pylist() == [None, None, "b", "b", None]
+    assert got.column("near_dup_cluster").to_pylist() == [2, 5, 2, 2, 11]
+    assert got.schema.field("drop_reason").type == pa.string() and got.schema.field("dup_of").type == pa.string()
+    assert ClusterDedup("near_duplicate", "near_dup_cluster").survivor_plan(orders, result, ids).equals(got)
 
 
 def _outputs(path):
@@ -234,3 +239,61 @@ def test_run_groups_cut_only_at_run_boundaries():
             assert c.stop - c.start <= max_rows or len(set(keys[c].tolist())) == 1
     assert shared_runs(np.array([1, 2, 2, 3, 4, 4, 4, 5], dtype=np.uint64)).tolist() == [
         False, True, True, False, True, True, True, False]
+
+
+@pytest.mark.parametrize("before", [[], [{"kind": "random_drop", "count": 0}]])
+def test_engine_near_dup_columns_equal_the_steps_own_plan(corpus, tmp_path, before):
+    """The engine keeps no id for a minhash-only pipeline (survivor ids come from the spill) and stores
+    no cluster id for rows that are their own cluster; what it writes still equals the step's own plan."""
+    human = corpus[: len(corpus) // 2]
+    src = write_dataset(tmp_path / "src", human, [corpus[len(corpus) // 2:]])
+    spec = {"kind": "minhash_dedup", "threshold": 0.8, "memory_mb": 0.3}
+    cfg = parse_pipeline({"steps": before + [spec]}, "t")
+    steps = build_steps(cfg, Dataset.open(src))
+    assert ids_from_spill(steps, spilled_signature_columns(steps)) == (not before)
+    run_filter(src, tmp_path / "out", cfg)
+
+    step = steps[-1]
+    records = Dataset.open(src).read()
+    scored = step.score(pa.RecordBatch.from_arrays([records.column("text").combine_chunks()], names=["text"]))
+    table = pa.table({"_row": np.arange(records.num_rows), "id": records.column("id"),
+                      "origin": records.column("origin"), "_minhash": scored.column("_minhash")})
+    plan = step.plan(table)
+    ids = records.column("id").to_pylist()
+    expected = {ids[r]: (reason, dup, cluster) for r, reason, dup, cluster in zip(
+        *(plan.column(c).to_pylist() for c in ("_row", "drop_reason", "dup_of", "near_dup_cluster")))}
+    out = Dataset.open(tmp_path / "out")
+    got = {row["id"]: (None, row["dup_of"], row["near_dup_cluster"])
+           for row in out.read("data", columns=["id", "dup_of", "near_dup_cluster"]).to_pylist()}
+    got.update({row["id"]: (row["drop_reason"], row["dup_of"], row["near_dup_cluster"]) for row in
+                out.read("rejects", columns=["id", "drop_reason", "dup_of", "near_dup_cluster"]).to_pylist()})
+    assert got == expected
+    assert sum(r == "near_duplicate" for r, _, _ in got.values()) > 40
+    assert sum(c != ids.index(i) for i, (_, _, c) in got.items()) > 40  # rows that are not their own cluster
+
+
+def test_read_ids_takes_the_ids_of_the_asked_rows_from_the_scored_spill(tmp_path):
+    path = tmp_path / "scored.parquet"
+    batches = [pa.record_batch({"id": [f"x{i}" for i in range(s, s + 5)], "_row": np.arange(s, s + 5)})
+               for s in range(0, 20, 5)]
+    with pq.ParquetWriter(path, batches[0].schema) as w:
+        for b in batches:
+            w.write_batch(b)
+    assert read_ids(path, np.array([0, 4, 5, 13, 19]), 3).to_pylist() == ["x0", "x4", "x5", "x13", "x19"]
+    assert read_ids(path, np.array([], dtype=np.int64), 3).to_pylist() == []
+
+
+def test_group_survivors_equal_the_full_survivors_on_the_grouped_rows(sigs, corpus):
+    labels = near_duplicate_components(sigs, NearDupConfig())
+    origins = pa.chunked_array([pa.array(["human", "model"] * (len(corpus) // 2) + ["human"] * (len(corpus) % 2))])
+    order = np.arange(len(corpus), dtype=np.int64) * 3 + 7
+    full = survivors_of_components(labels, origins, order)
+    groups = group_survivors(labels, origins, order)
+    grouped = np.zeros(len(corpus), dtype=bool)
+    grouped[groups.rows] = True
+    assert np.array_equal(grouped, np.bincount(labels, minlength=len(labels))[labels] > 1)  # components of 2+ rows
+    assert np.array_equal(groups.survivor, full.survivor[groups.rows])
+    assert np.array_equal(groups.cluster, full.cluster[groups.rows])
+    assert np.array_equal(full.survivor[~grouped], np.flatnonzero(~grouped))  # the rest: their own survivor
+    assert np.array_equal(full.cluster[~grouped], order[~grouped])
+    assert len(groups.rows) > 100 and (groups.survivor != groups.rows).sum() > 60

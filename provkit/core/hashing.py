@@ -27,6 +27,8 @@ the standard FIPS 180-4 digest (tested against ``hashlib``).
 ``seeded_uniform(ids, seed, salt)`` is ``blake2b(salt | seed | id)`` (8 bytes,
 little-endian) shifted to 53 bits and scaled to ``[0, 1)``: it depends only on
 (id, seed, salt), so every engine and every batching draws the same numbers.
+An Arrow column is hashed a batch at a time: 8 bytes per id (the result) plus
+one batch of Python objects, not a Python string per id of the column.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ FMIX_MUL1 = 0xFF51AFD7ED558CCD
 FMIX_MUL2 = 0xC4CEB9FE1A85EC53
 COMBINE_SEED = 0x9E3779B97F4A7C15  # h_0 of a word-hash combination (the 64-bit golden ratio)
 COMBINE_MUL = 0xFF51AFD7ED558CCD  # h_k = (h_{k-1} XOR w_k) * COMBINE_MUL  (mod 2^64)
+UNIFORM_BATCH = 65536
+"""Ids converted to Python strings at a time by :func:`seeded_uniform` (its only per-batch memory)."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -172,15 +176,24 @@ def fmix64_int(h: int) -> int:
     return int(fmix64(np.uint64(h & MASK64)))
 
 
-def seeded_uniform(ids: Sequence[str] | pa.Array, seed: int, salt: str = "") -> np.ndarray:
+def seeded_uniform(ids: Sequence[str] | pa.Array | pa.ChunkedArray, seed: int, salt: str = "") -> np.ndarray:
     """A reproducible U[0, 1) draw per record: ``blake2b(salt | seed | id)`` read as 53-bit float.
 
-    Depends only on (id, seed, salt), so any engine and any batching gives the same draws.
+    Depends only on (id, seed, salt), so any engine and any batching gives the same draws.  An Arrow
+    column is read :data:`UNIFORM_BATCH` ids at a time: besides the ``float64`` result, memory is one
+    batch of Python strings and digests, whatever the column's length.
     """
-    values = ids.to_pylist() if isinstance(ids, (pa.Array, pa.ChunkedArray)) else list(ids)
     prefix = f"{salt}|{seed}|".encode()
-    out = np.empty(len(values), dtype=np.float64)
-    for i, ident in enumerate(values):
-        digest = hashlib.blake2b(prefix + str(ident).encode(), digest_size=8).digest()
-        out[i] = (int.from_bytes(digest, "little") >> 11) * (1.0 / (1 << 53))
+    if not isinstance(ids, (pa.Array, pa.ChunkedArray)):
+        return _uniform_of(list(ids), prefix)
+    out = np.empty(len(ids), dtype=np.float64)
+    for start in range(0, len(ids), UNIFORM_BATCH):
+        values = ids.slice(start, UNIFORM_BATCH).to_pylist()
+        out[start:start + len(values)] = _uniform_of(values, prefix)
     return out
+
+
+def _uniform_of(values: Sequence[object], prefix: bytes) -> np.ndarray:
+    """``(u64_le(blake2b(prefix + str(v), 8 bytes)) >> 11) * 2^-53`` per value (exact: 53-bit integers are floats)."""
+    digests = b"".join(hashlib.blake2b(prefix + str(v).encode(), digest_size=8).digest() for v in values)
+    return (np.frombuffer(digests, dtype="<u8") >> np.uint64(11)) * (1.0 / (1 << 53))

@@ -5,8 +5,8 @@ Execution (see :mod:`provkit.filters.step` for the contract):
 1. **score pass** — stream the input's record batches in manifest order, tag
    each row with its order key (``_row`` = position in the input), run every
    step's ``score`` and spill the scored batch to a temporary Parquet file
-   next to the output; keep only the *decide columns* (``_row``, ``id`` and
-   what the steps name in ``decide_columns``) in memory.
+   next to the output; keep only the *decide columns* (what the steps name in
+   ``decide_columns``; ``_row`` is implied by the position) in memory.
 2. **decide** — for each step in order, take the rows still alive, ``plan``
    (global steps) and ``decide`` in batches: a decision table per step
    (``_row``, ``drop_reason``, annotations).  A row dropped by a step is not
@@ -22,32 +22,42 @@ with a ``signature_column``, e.g. ``minhash_dedup``): the score pass appends
 that column to a raw signature file in the spill directory instead of keeping
 it in memory (or in the scored spill), and the step is planned from that
 file (read a chunk at a time) by
-:func:`provkit.filters.dedup.near_duplicates_within_budget` — in memory when
+:func:`provkit.filters.dedup.near_duplicate_labels_within_budget` — in memory when
 it fits the step's ``memory_mb``, else spilled to partition files in the same
-directory (24 bytes per row in RAM plus a bounded working set).  The budget is
-checked against the input's row count before the score pass, so a run that
-cannot fit stops at once.
+directory (a union-find forest, 8 bytes per row, plus a bounded working set) —
+then :func:`provkit.filters.dedup.group_survivors` elects the survivors of the
+components of two or more rows only (1 byte per row + ~40 per grouped row) and
+:func:`provkit.filters.step.group_row_plan` lists just those rows.  When no
+other step reads ``id``, none is kept: the survivors' ids are read back from
+the spill (:func:`read_ids`).  The budget is checked against the input's row
+count before the score pass, so a run that cannot fit stops at once.
 
-Memory: one batch of records at a time (the input and the spill are read
-with Parquet ``pre_buffer`` off, one row group at a time), plus the decide
-columns of all rows without ``_row`` (row ``i`` is input row ``i``; ``_row``
-is made for the alive rows of each step: e.g. id + 8 bytes per score; id and
-origin: ~20 bytes for short ids), 2 bytes per row of fate and, when a step
-weights, 8 bytes per row of final ``sample_weight``.  Every row is alive for
-the first step, so it gets no copy; later steps get a filtered copy, freed
-after the step.  A :class:`provkit.filters.step.RowPlanStep`'s plan, when it
-lists exactly the alive rows, is its decision table.  Stored decision tables
-leave out the rows whose reason and annotations are all null (unless the step
-weights) and dictionary-encode ``drop_reason``; the decide columns are freed
-before the write pass.  Measured peak-RSS growth per input row between 1M and
-3M short records (30-60 words; ``python benchmarks/dedup.py --step origin``
-or ``--step random_drop --sizes 1000000,3000000``, each against main (187e2d0, 20db20d: the same engine)
-in the same run): a per-batch step (``origin``) 27 bytes (was 356);
-``random_drop`` 98 bytes (was 351), most of it the step's own plan (a Python
-string per id for ``seeded_uniform``); ``minhash_dedup`` 82 bytes, peak
-1,091 -> 1,246 MiB (``python benchmarks/dedup.py --sizes 1000000,3000000
---peer-sizes "" --memory-mb 512``; the README's run before this: 1,196 ->
-1,817 MiB, 325 bytes), the same 51,412 rows dropped at 1M.
+Memory per input row (bytes; ``n`` rows):
+
+* kept through the run: the decide columns that some step names (e.g.
+  ``origin``, dictionary-encoded: 4; an ``id`` of ``L`` bytes: ``L + 4``),
+  merged into one chunk per :data:`KEEP_CHUNK_ROWS` rows, and 2 of fate;
+* while a step is planned: its alive rows' ``_row`` (8; for the first step
+  every row is alive, so the decide columns are not copied) and the plan's
+  own memory (documented per step: ``random_drop`` 8 + 1; ``minhash_dedup``
+  the forest 8 + 1, within ``memory_mb``);
+* stored decisions: only rows with something to say (a reason or an
+  annotation; a cluster id equal to the row's own order is not stored and the
+  write pass puts it back, :func:`cluster_values`), ~12-30 per listed row,
+  unless the step weights (then every alive row);
+* 8 of final ``sample_weight`` when a step weights.
+
+Not per row: one batch of records (the input and the spill are read with
+Parquet ``pre_buffer`` off, one row group at a time; the spill is written in
+:data:`SPILL_ROW_GROUP_ROWS`-row groups without statistics, since a writer
+keeps each row group's metadata until it closes: ~36 KB per group, 9 bytes
+per row at 4,096-row groups) and the output writer's row-group buffers
+(64 MiB per kind: the rejects buffer fills towards it as more rows are
+dropped, which a 1M -> 3M comparison sees as growth).  Between phases the
+allocators' unused memory is handed back (:func:`release_unused_memory`):
+Arrow's mimalloc pool otherwise keeps the score pass's freed pages for reuse
+under the next phase's peak.  Measured figures: the README ("memory and scale") and
+``benchmarks/dedup.py --step random_drop|origin``.
 """
 
 from __future__ import annotations
@@ -67,8 +77,8 @@ from provkit.core.progress import Advance, quiet_advance
 from provkit.filters.dedup import (
     SignatureSource,
     check_budget,
-    near_duplicates_within_budget,
-    survivor_row_plan,
+    group_survivors,
+    near_duplicate_labels_within_budget,
 )
 from provkit.filters.engine import EngineResult, StepStats
 from provkit.filters.minhash import signatures_from_arrow
@@ -82,11 +92,30 @@ from provkit.filters.step import (
     RowPlanStep,
     Step,
     lookup_row_plan,
+    group_row_plan,
     sample_weights,
 )
 from provkit.provenance import Dataset, DatasetWriter
 
 KEPT = -1
+SCORED = "scored.parquet"
+"""The scored spill's file name in the spill directory."""
+SPILL_ROW_GROUP_ROWS = 16384
+"""Rows per row group of the scored spill (read back one row group at a time)."""
+KEEP_CHUNK_ROWS = 65536
+"""Rows per merged chunk of the decide columns kept in memory."""
+
+
+def release_unused_memory() -> None:
+    """Hand memory the allocators hold but no longer use back to the system, between phases.
+
+    Arrow's default pool (mimalloc) keeps freed pages for reuse, and glibc's heap (NumPy's
+    arrays, Arrow's system pool) keeps freed space below its top: between the score pass, the
+    steps' plans and the write pass that retained memory is what a later phase's peak sits on.
+    ``release_unused`` is Arrow's call for it (``mi_collect`` / ``malloc_trim``).
+    """
+    pa.default_memory_pool().release_unused()
+    pa.system_memory_pool().release_unused()
 
 
 def _weight_summary(values: np.ndarray) -> dict[str, float] | None:
@@ -103,8 +132,8 @@ def _with_order(batch: pa.RecordBatch, start: int) -> pa.RecordBatch:
 
 
 def decide_column_names(steps: Sequence[Step]) -> list[str]:
-    """``_row``, ``id`` and every step's decide columns, once each, in first-use order."""
-    names = [ORDER, "id"]
+    """``_row`` and every step's decide columns, once each, in first-use order (``id`` only when a step names it)."""
+    names = [ORDER]
     for step in steps:
         names += [c for c in step.decide_columns if c not in names]
     return names
@@ -115,6 +144,29 @@ def spilled_signature_columns(steps: Sequence[Step]) -> list[str]:
     wanted_elsewhere = {c for step in steps if _near_dup(step) is None for c in step.decide_columns}
     columns = {cap.signature_column for step in steps if (cap := _near_dup(step)) is not None}
     return sorted(c for c in columns if c.startswith(INTERNAL_PREFIX) and c not in wanted_elsewhere)
+
+
+def ids_from_spill(steps: Sequence[Step], signature_columns: Sequence[str]) -> bool:
+    """True when the only steps that read ``id`` are near-dup steps planned from the signature file.
+
+    Their plans need the ids of the survivors of duplicates only, which :func:`read_ids` takes
+    from the scored spill, so the engine keeps no ``id`` column in memory.
+    """
+    readers = [step for step in steps if "id" in step.decide_columns]
+    return bool(readers) and all((cap := _near_dup(step)) is not None and cap.signature_column in signature_columns
+                                 for step in readers)
+
+
+def read_ids(spill: Path, rows: np.ndarray, batch_size: int) -> pa.Array:
+    """The ``id`` of input rows ``rows`` (ascending) from the scored spill (row ``i`` holds ``_row == i``)."""
+    parts = [pa.array([], pa.string())]
+    if len(rows):
+        for batch in pq.ParquetFile(spill, pre_buffer=False).iter_batches(batch_size=batch_size, columns=[ORDER, "id"]):
+            first = int(batch.column(ORDER)[0].as_py())
+            lo, hi = np.searchsorted(rows, [first, first + batch.num_rows])
+            if hi > lo:
+                parts.append(batch.column("id").cast(pa.string()).take(pa.array(rows[lo:hi] - first)))
+    return pa.concat_arrays(parts)
 
 
 def _near_dup(step: Step) -> ClusterDedup | None:
@@ -177,8 +229,8 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
         dec = step.decide(batch, plan)
         if dec.num_rows != batch.num_rows or DROP_REASON not in dec.schema.names:
             raise RuntimeError(f"step {step.name!r}: decide must return {DROP_REASON} for every row")
-        parts.append(pa.RecordBatch.from_arrays([batch.column(ORDER)] + dec.columns,
-                                                names=[ORDER] + dec.schema.names))
+        part = pa.RecordBatch.from_arrays([batch.column(ORDER)] + dec.columns, names=[ORDER] + dec.schema.names)
+        parts.append(part if step.weight_column else _listed_only(part))
     if not parts:  # an earlier step dropped every row: an empty plan that still has the step's weight column
         empty = {ORDER: pa.array([], pa.int64()), DROP_REASON: pa.array([], pa.string())}
         if step.weight_column:
@@ -188,19 +240,51 @@ def decide_step(step: Step, alive: pa.Table, batch_size: int,
 
 
 def _plan_as_decisions(step: Step, plan: Any, alive: pa.Table) -> pa.Table | None:
-    """A :class:`RowPlanStep`'s row plan as its decision table when it lists exactly the alive rows, else None.
+    """A :class:`RowPlanStep`'s row plan as its decision table when it may stand for one, else None.
 
     ``decide`` of such a step is :func:`lookup_row_plan` on the plan, so the decision table
-    it would build batch by batch is the plan itself: no lookup, no second copy.
+    it would build batch by batch is the plan itself: no lookup, no second copy.  That holds
+    when the plan lists exactly the alive rows, or — for a step that does not weight (whose
+    stored decisions leave out the rows with nothing to say anyway) — a subset of them in
+    ascending order (``random_drop`` lists only the rows it drops).
     """
     if type(step).decide is not RowPlanStep.decide or not isinstance(plan, pa.Table) or alive.num_rows == 0:
         return None
-    if ORDER not in plan.column_names or DROP_REASON not in plan.column_names or plan.num_rows != alive.num_rows:
+    if ORDER not in plan.column_names or DROP_REASON not in plan.column_names:
         return None
-    if not np.array_equal(plan.column(ORDER).to_numpy(), alive.column(ORDER).to_numpy()):
+    keys, rows = plan.column(ORDER).to_numpy(), alive.column(ORDER).to_numpy()
+    if len(keys) == len(rows):
+        if not np.array_equal(keys, rows):
+            return None
+    elif step.weight_column or not _alive_subset(keys, rows):
         return None
     names = [ORDER] + [n for n in plan.column_names if n != ORDER]
     return plan.select(names).combine_chunks()
+
+
+def _alive_subset(keys: np.ndarray, rows: np.ndarray) -> bool:
+    """True when ``keys`` are strictly ascending and each is one of the (ascending) alive ``rows``."""
+    if len(keys) == 0:
+        return True
+    if len(keys) > len(rows) or np.any(keys[1:] <= keys[:-1]):
+        return False
+    at = np.searchsorted(rows, keys)
+    return bool(at[-1] < len(rows) and np.array_equal(rows[at], keys))
+
+
+def _listed_mask(table: pa.Table | pa.RecordBatch) -> np.ndarray:
+    """Rows of a decision table whose reason or some annotation is not null."""
+    listed = np.zeros(table.num_rows, dtype=bool)
+    for name in table.schema.names:
+        if name != ORDER:
+            listed |= pc.is_valid(table.column(name)).to_numpy(zero_copy_only=False)
+    return listed
+
+
+def _listed_only(part: pa.RecordBatch) -> pa.RecordBatch:
+    """The rows of one batch of decisions that say something (see :func:`stored_decisions`)."""
+    listed = _listed_mask(part)
+    return part if listed.all() else part.filter(pa.array(listed))
 
 
 def alive_table(small: pa.Table, fate: np.ndarray) -> pa.Table:
@@ -221,17 +305,42 @@ def stored_decisions(step: Step, table: pa.Table) -> pa.Table:
     weights (:func:`sample_weights` needs every kept row); ``drop_reason`` is
     dictionary-encoded (decoded again in the write pass).
     """
-    values = [n for n in table.column_names if n != ORDER]
+    table = _own_cluster_as_null(step, table)
     if not step.weight_column and table.num_rows:
-        listed = np.zeros(table.num_rows, dtype=bool)
-        for name in values:
-            listed |= pc.is_valid(table.column(name)).to_numpy(zero_copy_only=False)
+        listed = _listed_mask(table)
         if not listed.all():
             table = table.filter(pa.array(listed))
     if pa.types.is_string(table.schema.field(DROP_REASON).type):
         reasons = table.column(DROP_REASON).combine_chunks().dictionary_encode()
         table = table.set_column(table.schema.get_field_index(DROP_REASON), DROP_REASON, reasons)
     return table.combine_chunks()
+
+
+def _own_cluster_as_null(step: Step, table: pa.Table) -> pa.Table:
+    """A cluster-dedup step's cluster column with null where it is the row's own order (see :func:`cluster_values`)."""
+    cap = getattr(step, "cluster_dedup", None)
+    if cap is None or cap.cluster_column not in table.column_names or not table.num_rows:
+        return table
+    column = table.column(cap.cluster_column)
+    own = pc.equal(column, table.column(ORDER))
+    at = table.schema.get_field_index(cap.cluster_column)
+    return table.set_column(at, cap.cluster_column, pc.if_else(own, pa.scalar(None, column.type), column))
+
+
+def cluster_values(values: pa.Array, order: np.ndarray, alive: np.ndarray) -> pa.Array:
+    """A cluster column as written: a row alive at the step that has no stored value is its own cluster.
+
+    Stored decisions leave out the cluster id of a row that is its own cluster's smallest row
+    (every singleton: most rows), so the write pass puts the row's order back there.
+    """
+    own = pa.array(np.where(alive, order, 0), mask=~alive, type=pa.int64())
+    return pc.coalesce(values.cast(pa.int64()), own)
+
+
+def cluster_column(step: Step) -> str | None:
+    """The cluster column of a step that declares :class:`ClusterDedup`, else None."""
+    cap = getattr(step, "cluster_dedup", None)
+    return cap.cluster_column if cap is not None else None
 
 
 def _decoded(values: pa.Array) -> pa.Array:
@@ -245,8 +354,16 @@ def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spi
 
     ``_row`` is not kept (row ``i`` of the result is input row ``i``; :func:`alive_table` makes it).
     Returns (the decide columns of every row, or None when there were no rows; the row count).
+
+    Both grow by what a row needs, not by batch: the spill is written in row groups of
+    :data:`SPILL_ROW_GROUP_ROWS` without statistics (a row group's metadata stays in the
+    writer until it closes: ~36 KB per group measured with statistics, 9 bytes per row at
+    4,096-row groups), and the kept columns are merged into one chunk per
+    :data:`KEEP_CHUNK_ROWS` rows (a chunk per batch cost ~20 KB of buffers and objects).
     """
     small: list[pa.RecordBatch] = []
+    pending: list[pa.RecordBatch] = []  # decide columns not merged yet
+    group: list[pa.RecordBatch] = []  # scored batches not written yet
     writer: pq.ParquetWriter | None = None
     n = 0
     try:
@@ -254,18 +371,36 @@ def spill_scored(scored: Iterable[pa.RecordBatch], keep_cols: Sequence[str], spi
             if batch.num_rows == 0:
                 continue
             if writer is None:
-                writer = pq.ParquetWriter(spill, batch.schema, compression="lz4")
-            writer.write_batch(batch)
+                writer = pq.ParquetWriter(spill, batch.schema, compression="lz4", write_statistics=False)
             missing = [c for c in keep_cols if c not in batch.schema.names]
             if missing:
                 raise RuntimeError(f"decide column {missing[0]!r} was not produced by any step's score")
-            small.append(batch.select([c for c in keep_cols if c != ORDER]))
+            group.append(batch)
+            if sum(b.num_rows for b in group) >= SPILL_ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(group))
+                group = []
+            pending.append(batch.select([c for c in keep_cols if c != ORDER]))
+            if sum(b.num_rows for b in pending) >= KEEP_CHUNK_ROWS:
+                small.extend(_merged(pending))
+                pending = []
             n += batch.num_rows
             progress(batch.num_rows, "score")
+        if group and writer is not None:
+            writer.write_table(pa.Table.from_batches(group))
+        small.extend(_merged(pending))
     finally:
         if writer is not None:
             writer.close()
     return (pa.Table.from_batches(small) if small else None), n
+
+
+def _merged(batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:
+    """``batches`` as one batch with contiguous buffers (dictionaries unified), or [] for none."""
+    if not batches:
+        return []
+    if batches[0].num_columns == 0:  # no decide column: the batches carry only their row counts
+        return batches
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()
 
 
 class LocalEngine:
@@ -277,6 +412,7 @@ class LocalEngine:
         self.batch_size = batch_size
         self.spill_dir = spill_dir
         self._signatures: SignatureSpill | None = None
+        self._ids_from_spill = False
         self._spill: Path | None = None
 
     def run(self, dataset: Dataset, steps: Sequence[Step], writer: DatasetWriter,
@@ -288,11 +424,13 @@ class LocalEngine:
         spill = Path(tempfile.mkdtemp(prefix=".provkit-spill-", dir=spill_root))
         self._spill = spill
         try:
-            small, n = self._score_pass(dataset, steps, spill / "scored.parquet", stats, progress)
+            small, n = self._score_pass(dataset, steps, spill / SCORED, stats, progress)
+            release_unused_memory()
             fate, tables = self._decide_all(small, n, steps, stats)
             weights = sample_weights(steps, tables, small, fate == KEPT)
             del small  # the write pass needs only fate, the stored decisions and the weights
-            return self._write_pass(spill / "scored.parquet", n, steps, fate, tables, weights, stats, writer,
+            release_unused_memory()
+            return self._write_pass(spill / SCORED, n, steps, fate, tables, weights, stats, writer,
                                     progress)
         finally:
             self._signatures = None
@@ -315,7 +453,9 @@ class LocalEngine:
                     yield signatures.take(score_batch(_with_order(batch, offset), steps, seconds))
                     offset += batch.num_rows
 
-        keep_cols = [c for c in decide_column_names(steps) if c not in signature_columns]
+        self._ids_from_spill = ids_from_spill(steps, signature_columns)
+        keep_cols = [c for c in decide_column_names(steps)
+                     if c not in signature_columns and not (c == "id" and self._ids_from_spill)]
         result = spill_scored(scored(), keep_cols, spill, progress)
         for st, s in zip(stats, seconds):
             st.seconds += s
@@ -346,6 +486,7 @@ class LocalEngine:
                 st.weight = _weight_summary(np.asarray(w, dtype=np.float64))
             tables[k] = stored_decisions(step, table)
             del table, reasons, dropped
+            release_unused_memory()
             st.seconds += time.perf_counter() - t0
         return fate, tables
 
@@ -362,9 +503,14 @@ class LocalEngine:
         def plan(alive: pa.Table) -> pa.Table:
             orders = alive.column(ORDER).to_numpy()
             source = signatures.source(cap.signature_column, orders, cap.near_dup.num_perm)
-            result = near_duplicates_within_budget(source, alive.column("origin"), orders, cap.near_dup,
-                                                   workdir=self._spill)
-            return survivor_row_plan(orders, result, alive.column("id"), cap.reason, cap.cluster_column)
+            labels = near_duplicate_labels_within_budget(source, cap.near_dup, workdir=self._spill)
+            groups = group_survivors(labels, alive.column("origin"), orders)
+            del labels
+            if "id" in alive.column_names:
+                return group_row_plan(orders, groups, alive.column("id"), cap.reason, cap.cluster_column)
+            named = np.unique(groups.survivor[groups.survivor != groups.rows])  # the survivors of duplicates
+            ids = read_ids(self._spill / SCORED, orders[named], self.batch_size)
+            return group_row_plan(orders, groups, ids, cap.reason, cap.cluster_column, id_rows=named)
 
         return plan
 
@@ -400,6 +546,8 @@ class LocalEngine:
                     reason = pc.if_else(mine, _decoded(looked.column(col)), reason)
                 elif not col.startswith(INTERNAL_PREFIX):  # same name from two steps (dup_of): first non-null
                     values = looked.column(col)
+                    if cluster_column(step) == col:
+                        values = cluster_values(values, order, (row_fate == KEPT) | (row_fate >= k))
                     columns[col] = pc.coalesce(columns[col], values) if col in columns else values
             step_name[row_fate == k] = step.name
         if weights is not None:

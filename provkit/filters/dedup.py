@@ -57,7 +57,10 @@ Two executions of steps 1-4 give the same labels (tested):
   directory inside the output's parent) that is always removed.
 
 Survivors of near-duplicate components are elected in one ``O(n)`` pass
-(:func:`survivors_of_components`; equal to :func:`elect_survivors`).
+(:func:`survivors_of_components`; equal to :func:`elect_survivors`), or, by
+the local engine, for the rows of components of two or more rows only
+(:func:`group_survivors`: 1 byte per row + ~40 per grouped row instead of 16
+per row; every other row is its own survivor and cluster).
 
 Memory model (bytes; ``n`` alive rows, ``K`` permutations of ``s`` bytes
 each — 4 for ``affine32`` —, ``b`` bands, ``E`` = 40 bytes per partition
@@ -81,8 +84,12 @@ entry in RAM: 16 loaded + 8 argsort + 16 sorted):
 Measured end to end (``benchmarks/dedup.py``, ``prov filter`` with ``minhash_dedup``
 only, 10 % planted variants, ``memory_mb = 512``): at 1M short records the spilled
 path peaks at 1,210 MiB and runs 1.30x the speed of the former in-memory-only code
-(4,251 MiB) with the same dropped rows; at 10M it peaks at 4,195 MiB (349 B/record
-over 1M-10M, mostly the local engine's per-row columns, not this module's 24).
+(4,251 MiB) with the same dropped rows; at 10M it peaked at 4,195 MiB (349 B/record
+over 1M-10M, mostly the local engine's per-row columns, not this module's 24), and,
+after the engine's per-row state was cut (no ids kept, survivors of 2+-row components
+only, see :mod:`provkit.engines.local`), at 1,406 MiB: 47 B/record over 1M-10M, 43.9k
+records/s (``nice -n 10 python benchmarks/dedup.py --sizes 1000000,10000000
+--peer-sizes "" --main "" --memory-mb 512``).
 
 The budget is ``NearDupConfig.memory_mb`` (``memory_mb`` of the
 ``minhash_dedup`` step): the in-memory path runs when its estimate fits,
@@ -91,7 +98,8 @@ below ``24 n`` bytes plus :data:`MIN_WORK_BYTES` is refused before any work
 (:func:`check_budget`, a one-line :class:`provkit.errors.ConfigError`).
 Unset, the budget is :data:`DEFAULT_MEMORY_MB`, raised to what the
 per-record part needs (never refused).  Not counted: the engine's own
-per-row columns (row key, id, origin: see :mod:`provkit.engines.local`).
+per-row columns (row key 8, origin 4, fate 2; no id for a ``minhash_dedup``-only
+pipeline: see :mod:`provkit.engines.local`).
 Exact dedup needs the hashes (~``64`` bytes each as dictionary-encoded
 strings) plus ``24`` bytes per record.
 """
@@ -130,7 +138,6 @@ from provkit.filters.minhash import (
     empty_signature_mask,
     estimate_jaccard,
 )
-from provkit.filters.step import DROP_REASON, ORDER
 
 MIB = 1 << 20
 DEFAULT_MEMORY_MB = 1024
@@ -370,25 +377,53 @@ def survivors_of_components(
     return DedupResult(cluster, survivor)
 
 
-def survivor_row_plan(orders: np.ndarray, result: DedupResult, ids: pa.Array | pa.ChunkedArray, reason: str,
-                      cluster_column: str) -> pa.Table:
-    """The row plan of a clustering, built with Arrow kernels (no Python object per row).
+@dataclass(frozen=True)
+class GroupSurvivors:
+    """:class:`DedupResult` for the rows of components with more than one row only.
 
-    Equal to :meth:`provkit.filters.step.ClusterDedup.survivor_plan`: ``ORDER`` ascending,
-    ``drop_reason`` (``reason`` for non-survivors), ``dup_of`` (the survivor's id) and
-    ``cluster_column`` (the cluster id).
+    ``rows``: the ascending positions of those rows; ``survivor[j]`` the position of row
+    ``rows[j]``'s survivor, ``cluster[j]`` its cluster id.  Every row not in ``rows`` is its own
+    survivor and its own cluster (its order).  Near-duplicates are a small share of most
+    inputs, so this is ~``24 * share`` bytes per row instead of :class:`DedupResult`'s 16 + 8.
     """
-    orders = np.asarray(orders, dtype=np.int64)
-    dup = ~result.is_survivor
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    reasons = pc.if_else(pa.array(dup), pa.scalar(reason, pa.string()), pa.scalar(None, pa.string()))
-    dup_of = ids.cast(pa.string()).take(pa.array(result.survivor, mask=~dup, type=pa.int64()))
-    cluster = pa.array(result.cluster, pa.int64())
-    if len(orders) and np.any(orders[1:] < orders[:-1]):
-        sort = np.argsort(orders, kind="stable")
-        orders, reasons, dup_of, cluster = orders[sort], reasons.take(sort), dup_of.take(sort), cluster.take(sort)
-    return pa.table({ORDER: orders, DROP_REASON: reasons, "dup_of": dup_of, cluster_column: cluster})
+
+    rows: np.ndarray
+    survivor: np.ndarray
+    cluster: np.ndarray
+
+
+@numba.njit(cache=True, nogil=True)
+def _mark_grouped(labels, grouped):  # pragma: no cover - compiled
+    for i in range(len(labels)):
+        r = labels[i]
+        if r != i:
+            grouped[i] = True
+            grouped[r] = True
+
+
+def group_survivors(
+    labels: np.ndarray, origins: Sequence[str] | pa.Array | pa.ChunkedArray, order: Sequence[int] | np.ndarray | None = None
+) -> GroupSurvivors:
+    """:func:`survivors_of_components` of the rows in components of two or more rows (see :class:`GroupSurvivors`).
+
+    Extra memory: 1 byte per row (the grouped mask) plus ~40 bytes per grouped row; the survivor
+    rule runs on the grouped rows alone, with each row's root as a position among them.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(labels)
+    order = _order_or_positions(order, n)
+    grouped = np.zeros(n, dtype=bool)
+    if n:
+        _mark_grouped(labels, grouped)
+    rows = np.flatnonzero(grouped)
+    del grouped
+    local = np.searchsorted(rows, labels[rows])  # the root's position among the grouped rows (<= the row's own)
+    if isinstance(origins, (pa.Array, pa.ChunkedArray)):
+        picked = origins.take(pa.array(rows, pa.int64()))
+    else:
+        picked = [origins[i] for i in rows.tolist()]
+    result = survivors_of_components(local, picked, order[rows])
+    return GroupSurvivors(rows, rows[result.survivor], result.cluster)
 
 
 # ---------------------------------------------------------------- the memory budget
@@ -693,6 +728,15 @@ def near_duplicates_within_budget(
     ``sigs`` as for :func:`near_duplicate_components_spilled`.  Refuses (:class:`ConfigError`) a
     budget that cannot hold the spilled path's per-record part.
     """
+    labels = near_duplicate_labels_within_budget(sigs, config, rows, workdir, stats)
+    return survivors_of_components(labels, origins, order)
+
+
+def near_duplicate_labels_within_budget(
+    sigs: np.ndarray | SignatureSource, config: NearDupConfig = NearDupConfig(), rows: np.ndarray | None = None,
+    workdir: str | Path | None = None, stats: dict | None = None,
+) -> np.ndarray:
+    """The component labels of :func:`near_duplicates_within_budget` (in memory or spilled by the budget)."""
     source = sigs if isinstance(sigs, SignatureSource) else SignatureSource(sigs, rows)
     n = len(source)
     check_budget(n, config)
@@ -706,4 +750,4 @@ def near_duplicates_within_budget(
         path = "spilled"
     if stats is not None:
         stats["path"] = path
-    return survivors_of_components(labels, origins, order)
+    return labels

@@ -158,17 +158,16 @@ def newest_generation(is_human: np.ndarray, generation: np.ndarray) -> np.ndarra
 
 
 def drop_reasons(keep: np.ndarray, by_policy: np.ndarray, is_human: np.ndarray, policy: str,
-                 generation: np.ndarray) -> list[str | None]:
+                 generation: np.ndarray) -> pa.Array:
     """``mix_budget`` (cut by the budget), ``mix_old_generation`` (model data not of the newest
     generation), ``mix_replace_human`` / ``mix_human_fraction`` (human records the policy leaves out),
     ``mix_human_share`` (newest-generation records that keep-human's human share replaced)."""
     human_reason = "mix_replace_human" if policy == "replace" else "mix_human_fraction"
     newest = newest_generation(is_human, generation)
-    out: list[str | None] = []
-    for k, p, h, n in zip(keep.tolist(), by_policy.tolist(), is_human.tolist(), newest.tolist()):
-        out.append(None if k else "mix_budget" if p else human_reason if h else "mix_human_share" if n
-                   else "mix_old_generation")
-    return out
+    names = ["mix_budget", human_reason, "mix_human_share", "mix_old_generation"]
+    code = np.select([by_policy, is_human, newest], [0, 1, 2], default=3).astype(np.int8)
+    codes = pa.array(code, mask=np.asarray(keep, dtype=bool))  # null (kept) where keep
+    return pa.DictionaryArray.from_arrays(codes, pa.array(names, pa.string())).cast(pa.string())
 
 
 class MixStep(RowPlanStep):
@@ -195,7 +194,8 @@ class MixStep(RowPlanStep):
     def plan(self, table: pa.Table) -> pa.Table:
         cfg = self.config
         orders = table.column(ORDER).to_numpy()
-        is_human = np.array([o == "human" for o in table.column("origin").cast(pa.string()).to_pylist()], dtype=bool)
+        is_human = pc.fill_null(pc.equal(table.column("origin").cast(pa.string()), "human"), False).to_numpy(
+            zero_copy_only=False)
         generation = table.column("_mix_generation").to_numpy()
         uniform = seeded_uniform(table.column("id"), cfg.seed, salt="mix")
         by_policy = policy_selection(is_human, generation, uniform, cfg)

@@ -20,7 +20,10 @@ re-runnable with another threshold):
    step runs (rows dropped by an earlier step are not in it), sorted by
    :data:`ORDER`.  It returns a small, picklable decision object (a
    ``pa.Table``, a threshold, a dict) — never the records.  Map-only steps
-   return ``None``.  The memory a plan needs is the bytes of its
+   return ``None``.  A :func:`row_plan` need list only the rows it has
+   something to say about (an unlisted row is kept, with null annotations),
+   unless the step weights; built from Arrow columns, it holds no Python
+   object per row.  The memory a plan needs is the bytes of its
    ``decide_columns`` per alive row (documented per step).
 
 3. ``decide(batch, plan) -> decisions`` — a **pure map** again: given a batch
@@ -57,6 +60,7 @@ from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 ORDER = "_row"
 """Engine-assigned int64 row order key: the row's position in the input (manifest order)."""
@@ -146,21 +150,30 @@ class ClusterDedup:
 
     def survivor_plan(self, orders: np.ndarray, result: Any, ids: pa.Array | pa.ChunkedArray) -> pa.Table:
         """The :func:`row_plan` of a clustering ``result`` (``is_survivor``, ``cluster``, ``dup_of(ids)``)."""
-        reasons = [self.reason if not s else None for s in result.is_survivor.tolist()]
-        return row_plan(orders, reasons, dup_of=pa.array(result.dup_of(ids), pa.string()),
-                        **{self.cluster_column: result.cluster})
+        return survivor_row_plan(orders, result, ids, self.reason, self.cluster_column)
 
 
-def decisions(n: int, reasons: Sequence[str | None] | None = None, **annotations: Any) -> pa.RecordBatch:
+def decisions(n: int, reasons: Sequence[str | None] | pa.Array | None = None, **annotations: Any) -> pa.RecordBatch:
     """Build a ``decide`` result: a :data:`DROP_REASON` column (null = keep) plus annotation columns."""
-    reason = pa.array(list(reasons) if reasons is not None else [None] * n, type=pa.string())
+    reason = _reason_array(reasons) if reasons is not None else pa.nulls(n, pa.string())
     arrays = [reason] + [a if isinstance(a, (pa.Array, pa.ChunkedArray)) else pa.array(a) for a in annotations.values()]
     return pa.RecordBatch.from_arrays(arrays, names=[DROP_REASON, *annotations])
 
 
-def reasons_where(drop: np.ndarray, reason: str) -> list[str | None]:
-    """``reason`` where ``drop`` is true, None elsewhere."""
-    return [reason if d else None for d in drop.tolist()]
+def reasons_where(drop: np.ndarray, reason: str) -> pa.Array:
+    """A string array: ``reason`` where ``drop`` is true, null elsewhere (no Python object per row).
+
+    4 bytes of offsets and a validity bit per row, plus the reason's bytes per dropped row.
+    """
+    mask = pa.array(np.asarray(drop, dtype=bool), pa.bool_())
+    return pc.if_else(mask, pa.scalar(reason, pa.string()), pa.scalar(None, pa.string()))
+
+
+def _reason_array(reasons: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``reasons`` as an Arrow string column (an Arrow column is used as it is, cast only when not string)."""
+    if isinstance(reasons, (pa.Array, pa.ChunkedArray)):
+        return reasons if pa.types.is_string(reasons.type) else reasons.cast(pa.string())
+    return pa.array(list(reasons), type=pa.string())
 
 
 def append_columns(batch: pa.RecordBatch, columns: dict[str, Any]) -> pa.RecordBatch:
@@ -173,15 +186,64 @@ def append_columns(batch: pa.RecordBatch, columns: dict[str, Any]) -> pa.RecordB
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
-def row_plan(orders: np.ndarray, reasons: Sequence[str | None], **annotations: Any) -> pa.Table:
-    """A per-row plan: ``ORDER`` (sorted ascending) + :data:`DROP_REASON` + annotations, for :func:`lookup_row_plan`."""
+def row_plan(orders: np.ndarray, reasons: Sequence[str | None] | pa.Array | pa.ChunkedArray,
+             **annotations: Any) -> pa.Table:
+    """A per-row plan: ``ORDER`` (sorted ascending) + :data:`DROP_REASON` + annotations, for :func:`lookup_row_plan`.
+
+    A plan may list only some of the alive rows: an unlisted row is kept with null annotations
+    (a step that weights must list every alive row).  Arrow columns are used as they are (no
+    Python object per row); orders already ascending, as the engines pass them, are not re-sorted
+    (so nothing is copied).
+    """
     orders = np.asarray(orders, dtype=np.int64)
-    sort = np.argsort(orders, kind="stable")
-    cols = {ORDER: orders[sort], DROP_REASON: pa.array(list(reasons), type=pa.string()).take(sort)}
+    cols = {DROP_REASON: _reason_array(reasons)}
     for name, values in annotations.items():
-        arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
-        cols[name] = arr.take(sort)
-    return pa.table(cols)
+        cols[name] = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+    if len(orders) > 1 and np.any(orders[1:] < orders[:-1]):
+        sort = np.argsort(orders, kind="stable")
+        orders = orders[sort]
+        cols = {name: values.take(sort) for name, values in cols.items()}
+    return pa.table({ORDER: orders, **cols})
+
+
+def survivor_row_plan(orders: np.ndarray, result: Any, ids: pa.Array | pa.ChunkedArray, reason: str,
+                      cluster_column: str, id_rows: np.ndarray | None = None) -> pa.Table:
+    """The :func:`row_plan` of a clustering, built with Arrow kernels (no Python object per row).
+
+    ``result`` has ``survivor`` (row position of each row's survivor) and ``cluster`` (the cluster id)
+    per row, like :class:`provkit.filters.dedup.DedupResult`.  Columns: ``ORDER`` ascending,
+    ``drop_reason`` (``reason`` for non-survivors), ``dup_of`` (the survivor's id, null for
+    survivors) and ``cluster_column``.  ``ids`` holds one id per row, or, with ``id_rows`` (ascending
+    row positions), the ids of those rows only: they must include every survivor of a duplicate.
+    """
+    survivor = np.asarray(result.survivor, dtype=np.int64)
+    dup = survivor != np.arange(len(survivor))
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    at = survivor if id_rows is None else np.searchsorted(np.asarray(id_rows, dtype=np.int64), survivor)
+    dup_of = ids.cast(pa.string()).take(pa.array(np.where(dup, at, 0), mask=~dup, type=pa.int64()))
+    return row_plan(orders, reasons_where(dup, reason), dup_of=dup_of,
+                    **{cluster_column: pa.array(result.cluster, pa.int64())})
+
+
+def group_row_plan(orders: np.ndarray, groups: Any, ids: pa.Array | pa.ChunkedArray, reason: str,
+                   cluster_column: str, id_rows: np.ndarray | None = None) -> pa.Table:
+    """The :func:`row_plan` of a clustering that lists only the rows of clusters of two or more rows.
+
+    ``groups`` has ``rows`` (ascending positions), ``survivor`` (positions) and ``cluster`` per
+    listed row, like :class:`provkit.filters.dedup.GroupSurvivors`; ``ids`` and ``id_rows`` as for
+    :func:`survivor_row_plan`.  An unlisted row is kept, and its own cluster: an engine that reads
+    this plan writes its order as its ``cluster_column`` (the local engine does).
+    """
+    rows = np.asarray(groups.rows, dtype=np.int64)
+    survivor = np.asarray(groups.survivor, dtype=np.int64)
+    dup = survivor != rows
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    at = survivor if id_rows is None else np.searchsorted(np.asarray(id_rows, dtype=np.int64), survivor)
+    dup_of = ids.cast(pa.string()).take(pa.array(np.where(dup, at, 0), mask=~dup, type=pa.int64()))
+    return row_plan(np.asarray(orders, dtype=np.int64)[rows], reasons_where(dup, reason), dup_of=dup_of,
+                    **{cluster_column: pa.array(groups.cluster, pa.int64())})
 
 
 def lookup_row_plan(batch: pa.RecordBatch, plan: pa.Table) -> pa.RecordBatch:

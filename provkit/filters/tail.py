@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from provkit.core.hashing import seeded_uniform
 from provkit.core.text import word_tokens
 from provkit.errors import ConfigError
-from provkit.filters.step import ORDER, RowPlanStep, append_columns, row_plan
+from provkit.filters.step import ORDER, RowPlanStep, append_columns, reasons_where, row_plan
 from provkit.lm import encode_texts, load_model, sequence_nll
 
 
@@ -218,9 +218,9 @@ class TailStep(RowPlanStep):
         orders = table.column(ORDER).to_numpy()
         rarity = pc.fill_null(table.column("tail_score"), 0.0).to_numpy()
         weights = capped_weights(np.power(rarity, cfg.alpha), cfg.cap)
-        reasons: list[str | None] = [None] * len(orders)
+        reasons = pa.nulls(len(orders), pa.string())
         if cfg.target is not None and cfg.target < len(orders):
             uniform = seeded_uniform(table.column("id"), cfg.seed, salt="tail")
             keep = top_k_rows(weighted_sample_keys(weights, uniform), orders, cfg.target)
-            reasons = ["tail_resample" if not k else None for k in keep.tolist()]
+            reasons = reasons_where(~keep, "tail_resample")
         return row_plan(orders, reasons, tail_weight=pa.array(weights))

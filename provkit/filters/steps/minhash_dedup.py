@@ -12,14 +12,13 @@ from provkit.errors import ConfigError
 from provkit.filters.dedup import (
     NearDupConfig,
     near_duplicates_within_budget,
-    survivor_row_plan,
 )
 from provkit.filters.minhash import (
     signatures,
     signatures_from_arrow,
     signatures_to_arrow,
 )
-from provkit.filters.step import ORDER, ClusterDedup, RowPlanStep, append_columns
+from provkit.filters.step import ORDER, ClusterDedup, RowPlanStep, append_columns, survivor_row_plan
 
 
 @dataclass
@@ -55,8 +54,10 @@ class MinhashDedupStep(RowPlanStep):
     """Score ``_minhash`` signatures; drop near duplicates (``near_duplicate``) by connected components.
 
     Plan memory: the signature (4 * num_perm bytes) + id + origin per alive row,
-    plus the LSH index of :mod:`provkit.filters.dedup` within ``memory_mb`` (the local
-    engine keeps the signatures in a file instead and reads them from there).
+    plus the LSH index of :mod:`provkit.filters.dedup` within ``memory_mb``.  The local
+    engine plans it its own way: signatures in a file, no id in memory (the survivors'
+    ids are read back from its spill), origin (4 bytes) + row order (8) + the forest (8)
+    + 1 byte per alive row, and a plan listing only the rows of clusters of 2+ rows.
     """
 
     name = "minhash_dedup"

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from provkit.core.hashing import seeded_uniform
 from provkit.errors import ConfigError
-from provkit.filters.step import ORDER, RowPlanStep, row_plan
+from provkit.filters.step import ORDER, RowPlanStep, reasons_where, row_plan
 
 REASON = "resample_not_drawn"
 
@@ -94,7 +94,7 @@ class ResampleStep(RowPlanStep):
     def plan(self, table: pa.Table) -> pa.Table:
         cfg = self.config
         copies, cap = virtual_copy_draw(table.column("id"), self.weights(table), cfg.size, cfg.max_copies, cfg.seed)
-        reasons = [REASON if c == 0 else None for c in copies.tolist()]
+        reasons = reasons_where(copies == 0, REASON)
         return row_plan(table.column(ORDER).to_numpy(), reasons, resample_copies=pa.array(copies, pa.int64()),
                         resample_cap=pa.array(np.full(len(copies), cap, dtype=np.int64)))
 

@@ -163,7 +163,8 @@ class WatermarkWeightStep(_WatermarkScore, RowPlanStep):
     def plan(self, table: pa.Table) -> Any:
         p = watermarked_probability(self.z(table.column(Z)), self.config.z_threshold)
         weights = importance_weights(p, self.config.beta, self.config.cap)
-        return row_plan(table.column(ORDER).to_numpy(), [None] * table.num_rows, watermark_weight=pa.array(weights))
+        return row_plan(table.column(ORDER).to_numpy(), pa.nulls(table.num_rows, pa.string()),
+                        watermark_weight=pa.array(weights))
 
 
 Config = WatermarkStepConfig
