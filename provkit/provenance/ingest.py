@@ -69,7 +69,6 @@ from provkit.provenance.schema import (
     Evidence,
     Generator,
     Origin,
-    content_hashes,
     make_batch,
     utcnow,
 )
@@ -432,7 +431,7 @@ class Ingest:
         Two prefetch threads: one reads and parses (NumPy and Arrow only, so it
         never waits for the JIT), one checks and hashes (no run state).  Both
         overlap with the run-state part here (:meth:`finish`: duplicate ids)
-        and with the writer's Parquet encoding.  The checker first loads the
+        and with the writer's Parquet encoding.  The first check loads the
         compiled kernels (~0.4 s once per process) while the reader parses up
         to two chunks ahead; one checked chunk waits for :meth:`finish` (a
         deeper queue would only fill up while the writer stalls).
@@ -443,7 +442,8 @@ class Ingest:
             yield from prefetch(self._checks(raw, source), depth=1)
 
     def _checks(self, raw: Iterator[RawChunk], source: Source) -> Iterator[tuple[RawChunk, _Checked]]:
-        content_hashes(pa.array([], pa.large_string()))  # load the compiled kernels while the first block is read
+        # iterating ``raw`` starts the reader thread; the first check then loads the compiled kernels while
+        # the reader parses ahead
         for chunk in raw:
             yield chunk, self.check(chunk, source)
 
