@@ -20,7 +20,7 @@ import lzma
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -332,29 +332,23 @@ def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes,
             data = f.read(opts.block_bytes)
             if not data:
                 break
-            if b"\r" not in data and b"\r" not in carry:  # the common case: at most one copy of the block
-                cut = data.rfind(b"\n")
-                if cut >= 0:
-                    block = data if not carry and cut == len(data) - 1 else \
-                        b"".join((carry, memoryview(data)[: cut + 1]))
-                    carry = data[cut + 1:]
-                    lines = scan_lines(block)
-                    block, lines, too_large = _without_long_lines(block, lines, line_no, limit)
-                    yield line_no, block, too_large, lines
-                    line_no += len(lines)  # a dropped line stays as an empty line
+            if b"\r" not in data and b"\r" not in carry and (cut := data.rfind(b"\n")) >= 0:
+                # the common case: at most one copy of the block
+                block = data if not carry and cut == len(data) - 1 else b"".join((carry, memoryview(data)[: cut + 1]))
+                carry = data[cut + 1:]
+            else:
+                buf = split_lone_cr(carry + data, final=False) if carry else split_lone_cr(data, final=False)
+                cut = buf.rfind(b"\n")
+                if cut < 0:
+                    if len(buf) > limit:  # one huge line: skip to its end
+                        skipped, tail = _skip_line(f, len(buf), opts.block_bytes)
+                        yield line_no, b"", [(line_no, skipped)], scan_lines(b"")
+                        line_no += 1
+                        carry = tail
+                        continue
+                    carry = buf
                     continue
-            buf = split_lone_cr(carry + data, final=False) if carry else split_lone_cr(data, final=False)
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                if len(buf) > limit:  # one huge line: skip to its end
-                    skipped, tail = _skip_line(f, len(buf), opts.block_bytes)
-                    yield line_no, b"", [(line_no, skipped)], scan_lines(b"")
-                    line_no += 1
-                    carry = tail
-                    continue
-                carry = buf
-                continue
-            block, carry = (buf, b"") if cut == len(buf) - 1 else (buf[: cut + 1], buf[cut + 1:])
+                block, carry = (buf, b"") if cut == len(buf) - 1 else (buf[: cut + 1], buf[cut + 1:])
             lines = scan_lines(block)
             block, lines, too_large = _without_long_lines(block, lines, line_no, limit)
             yield line_no, block, too_large, lines
@@ -370,11 +364,22 @@ def iter_line_blocks(path: str, opts: ReadOptions) -> Iterator[tuple[int, bytes,
 
 def _without_long_lines(block: bytes, lines: Lines, first_line: int,
                         limit: int) -> tuple[bytes, Lines, list[tuple[int, int]]]:
-    """``block`` with its lines over ``limit`` bytes blanked (see :func:`_drop_long_lines`), its lines, and those."""
-    if len(block) <= limit or not (lines.lengths > limit).any():
+    """``block`` with its lines over ``limit`` bytes blanked, its lines, and ``(line_number, length)`` of those."""
+    long_idx = np.flatnonzero(lines.lengths > limit) if len(block) > limit else np.zeros(0, dtype=np.int64)
+    if not len(long_idx):
         return block, lines, []
-    block, too_large = _drop_long_lines(block, first_line, limit, lines)
-    return block, scan_lines(block), too_large
+    block = blank_lines(block, lines, long_idx)
+    return block, scan_lines(block), [(first_line + int(i), int(lines.lengths[i])) for i in long_idx]
+
+
+def blank_lines(block: bytes, lines: Lines, rows: Sequence[int] | np.ndarray) -> bytes:
+    """``block`` with lines ``rows`` (ascending) emptied; their line ends stay, so line numbers do not move."""
+    pieces, prev = [], 0
+    for i in rows:
+        pieces.append(block[prev: lines.starts[i]])
+        prev = int(lines.ends[i])  # keep the newline
+    pieces.append(block[prev:])
+    return b"".join(pieces)
 
 
 def _skip_line(f: Any, seen: int, block: int) -> tuple[int, bytes]:
@@ -387,18 +392,6 @@ def _skip_line(f: Any, seen: int, block: int) -> tuple[int, bytes]:
         if cut >= 0:
             return seen + cut, data[cut + 1:]
         seen += len(data)
-
-
-def _drop_long_lines(block: bytes, first_line: int, limit: int, lines: Lines) -> tuple[bytes, list[tuple[int, int]]]:
-    """Blank out lines over ``limit`` bytes (keeping their line ends, so the line count stays) and report them."""
-    lengths = lines.lengths
-    long_idx = np.flatnonzero(lengths > limit)
-    pieces, prev = [], 0
-    for i in long_idx:
-        pieces.append(block[prev: lines.starts[i]])
-        prev = int(lines.ends[i])  # keep the newline
-    pieces.append(block[prev:])
-    return b"".join(pieces), [(first_line + int(i), int(lengths[i])) for i in long_idx]
 
 
 def line_numbers(lines: Lines, first_line: int) -> np.ndarray:

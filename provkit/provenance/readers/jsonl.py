@@ -27,6 +27,7 @@ from provkit.provenance.readers.base import (
     RawChunk,
     ReadOptions,
     Source,
+    blank_lines,
     empty,
     iter_line_blocks,
     line_numbers,
@@ -80,26 +81,20 @@ def _blank_deep_lines(source: Source, block: bytes, first: int, lines: Lines) ->
     """Lines nested deeper than :data:`MAX_JSON_DEPTH`, blanked out of ``block`` and reported as bad.
 
     Cheap: a line's depth is at most its number of opening brackets (and its
-    length): ``lines.depth_bound``, from the block's one compiled scan; only
+    length): ``lines.depth_bound``, from the block's one NumPy scan; only
     lines whose bound exceeds the limit are measured exactly.
     """
-    candidates = np.flatnonzero(lines.depth_bound > MAX_JSON_DEPTH)
-    if not len(candidates):
-        return block, lines, []
-    pieces, bad, prev = [], [], 0
-    for i in candidates:
+    deep, bad = [], []
+    for i in np.flatnonzero(lines.depth_bound > MAX_JSON_DEPTH):
         line = block[lines.starts[i]: lines.ends[i]]
         depth = json_depth(line)
-        if depth <= MAX_JSON_DEPTH:
-            continue
-        bad.append(BadRecord(source.uri, first + int(i), "line",
-                             f"JSON nested deeper than {MAX_JSON_DEPTH} levels ({depth})", *raw_text(line)))
-        pieces.append(block[prev: lines.starts[i]])
-        prev = int(lines.ends[i])  # keep the newline: line numbers stay
-    if not bad:
+        if depth > MAX_JSON_DEPTH:
+            deep.append(i)
+            bad.append(BadRecord(source.uri, first + int(i), "line",
+                                 f"JSON nested deeper than {MAX_JSON_DEPTH} levels ({depth})", *raw_text(line)))
+    if not deep:
         return block, lines, []
-    pieces.append(block[prev:])
-    block = b"".join(pieces)
+    block = blank_lines(block, lines, deep)  # their line ends stay: line numbers do not move
     return block, scan_lines(block), bad
 
 
