@@ -384,29 +384,38 @@ def test_manifest_is_sealed_and_an_unsealed_one_fails_verify(tmp_path):
 
 
 # ------------------------------------------------------------------ the background row-group writer
-def test_parts_checksummed_as_written_match_the_files_and_encodings(tmp_path):
-    """Sizes and sha256 taken from the bytes as written equal the files read back; many row groups, two parts."""
+@pytest.mark.parametrize("encoders", [1, 2, 3])
+def test_parts_checksummed_as_written_match_the_files_and_encodings(tmp_path, encoders):
+    """Sizes and sha256 taken from the bytes as written equal the files read back; the records come back in the
+    order written.  One encoder: many row groups per part, two parts or more; more: one row group per part."""
     ds = tmp_path / "ds"
-    with DatasetWriter(ds, Activity("test"), row_group_bytes=1 << 14, part_bytes=1 << 16) as w:
+    with DatasetWriter(ds, Activity("test"), row_group_bytes=1 << 14, part_bytes=1 << 16, encoders=encoders) as w:
         for k in range(12):
             w.write(_batch(f"b{k}", 400))
+        assert w.rows_written() == 4800
     entries = [e for e in json.loads((ds / "manifest.json").read_text())["files"] if e["kind"] == "data"]
     assert len(entries) >= 2 and sum(e["rows"] for e in entries) == 4800
+    assert [e["path"] for e in entries] == sorted(e["path"] for e in entries)
     for e in entries:
         path = ds / e["path"]
         assert e["bytes"] == path.stat().st_size and e["sha256"] == sha256_file(path)
         meta = pq.ParquetFile(path).metadata
-        assert meta.num_row_groups > 1 and sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) == e["rows"]
+        assert (meta.num_row_groups > 1) == (encoders == 1)
+        assert sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) == e["rows"]
         cols = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).encodings
                 for i in range(meta.num_columns)}
         assert "RLE_DICTIONARY" in cols["origin"] and "RLE_DICTIONARY" in cols["generator.model"]
         assert "RLE_DICTIONARY" not in cols["text"] and "DELTA_LENGTH_BYTE_ARRAY" in cols["content_hash"]
-    assert verify(ds) == [] and len(Dataset.open(ds).read()) == 4800
+    assert verify(ds) == []
+    written = [i for k in range(12) for i in _batch(f"b{k}", 400).column("id").to_pylist()]
+    assert Dataset.open(ds).read().column("id").to_pylist() == written
+    assert pq.read_table(ds / "data").column("id").to_pylist() == written  # a plain reader, parts in name order
     assert "generator.model" in dictionary_columns(SCHEMA) and "parent_ids.list.element" in dictionary_columns(SCHEMA)
     assert not set(dictionary_columns(SCHEMA)) & {"id", "text", "content_hash"}
 
 
-def test_an_error_in_the_background_writer_surfaces_at_the_next_write(tmp_path, monkeypatch):
+@pytest.mark.parametrize("encoders", [1, 2])
+def test_an_error_in_the_background_writer_surfaces_at_the_next_write(tmp_path, monkeypatch, encoders):
     """A row group that fails to write (disk full) stops the run at the caller's next write, nothing committed."""
     ds = tmp_path / "ds"
     calls = []
@@ -421,7 +430,7 @@ def test_an_error_in_the_background_writer_surfaces_at_the_next_write(tmp_path, 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", fail_second)
     written = 0
     with pytest.raises(DatasetError, match="No space left on device"), \
-            DatasetWriter(ds, Activity("test"), row_group_bytes=1 << 12) as w:
+            DatasetWriter(ds, Activity("test"), row_group_bytes=1 << 12, encoders=encoders) as w:
         for k in range(50):
             w.write(_batch(f"b{k}", 100))
             written += 1

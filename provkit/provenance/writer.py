@@ -14,11 +14,15 @@ Commit protocol (a crash leaves the old dataset or the new one, never half):
   manifest is then the commit point, parts it does not list are leftovers of an
   interrupted commit, removed by the next writer and reported by :func:`verify`.
 
-Memory is bounded by two row groups per open kind (``row_group_bytes``): one
-filling, one being encoded.  A full row group is encoded and written to its part
-by a background thread (Parquet encoding and zstd release the GIL), so the
-caller prepares the next batches meanwhile; its errors surface at the next
-write or at commit.  Dictionary encoding is asked for every column except the
+Memory is bounded by ``encoders + 1`` row groups per open kind (``row_group_bytes``
+each): one filling, up to ``encoders`` being encoded.  A full row group is encoded
+and written by a background thread (Parquet encoding and zstd release the GIL), so
+the caller prepares the next batches meanwhile; its errors surface at the next
+write that waits for it, or at commit.  With two encoder threads (the default
+where the process may use two CPUs: :func:`encoder_threads`) each row group is a
+part of its own, so two are encoded at once; parts are numbered in input order,
+and reading them in order gives the records in the order they were written.  With
+one thread, row groups are appended to a part until it holds ``part_bytes``.  Dictionary encoding is asked for every column except the
 record schema's all-distinct ones (:data:`~provkit.provenance.schema.PLAIN_COLUMNS`:
 ``id``, ``content_hash``, ``text``), where it would only be tried and dropped;
 ``content_hash`` is written DELTA_LENGTH_BYTE_ARRAY (:data:`COLUMN_ENCODINGS`);
@@ -40,6 +44,7 @@ import signal
 import time
 import uuid
 from collections.abc import Sequence
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,27 +173,93 @@ class _ChecksumFile:
             self._f.close()
 
 
-class _PartWriter:
-    """Writes one kind's parts, buffering batches up to a row group's worth of bytes."""
+class _OpenPart:
+    """One part file being written: a Parquet writer over a :class:`_ChecksumFile`, row groups appended in order."""
 
-    def __init__(self, directory: Path, kind: str, activity_id: str, row_group_bytes: int, part_bytes: int):
+    def __init__(self, directory: Path, schema: pa.Schema, kind: str, activity_id: str):
+        self.path = directory / f".tmp-{uuid.uuid4().hex}.parquet"
+        metadata = {
+            b"provkit.schema_version": SCHEMA_VERSION.encode(),
+            b"provkit.activity_id": activity_id.encode(),
+            b"provkit.kind": kind.encode(),
+        }
+        schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
+        self.rows = 0
+        self._file = _ChecksumFile(self.path)
+        # Arrow buffers: the Python sink (it needs the GIL) sees a few large writes, not one per page
+        self._sink = pa.output_stream(self._file, buffer_size=SINK_BUFFER)
+        self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd",
+                                        use_dictionary=dictionary_columns(schema),
+                                        write_statistics=statistics_columns(schema),
+                                        column_encoding={c: e for c, e in COLUMN_ENCODINGS.items()
+                                                         if c in schema.names} or None)
+
+    def write_row_group(self, table: pa.Table) -> None:
+        self._writer.write_table(table.replace_schema_metadata(self._writer.schema.metadata),
+                                 row_group_size=table.num_rows)
+        self.rows += table.num_rows
+
+    def size(self) -> int:
+        """Bytes written so far, Arrow's buffered bytes included."""
+        return self._sink.tell()
+
+    def close(self) -> _Part:
+        """Finish the footer, fsync, and return the part with the size and sha256 of the bytes written."""
+        self._writer.close()
+        self._sink.close()
+        self._file.close()  # fsyncs
+        return _Part(self.path, self.rows, self._file.size, self._file.sha256.hexdigest())
+
+    def discard(self) -> None:
+        for closing in (self._writer, self._sink, self._file):
+            with contextlib.suppress(Exception):
+                closing.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def encoder_threads() -> int:
+    """Row groups encoded at once by default: two where the process may run on two CPUs or more, else one."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return 2 if cpus >= 2 else 1
+
+
+class _PartWriter:
+    """Writes one kind's parts: batches are buffered up to a row group's worth of bytes (``row_group_bytes``),
+    and each full row group is encoded and written by one of ``encoders`` background threads (Parquet encoding
+    and zstd release the GIL), so the caller prepares the next batches meanwhile.
+
+    * ``encoders == 1``: row groups are appended in order to the open part until it holds ``part_bytes``.
+    * ``encoders > 1``: each row group is a part of its own, written whole by a free thread: consecutive row
+      groups can be encoded at once only into separate files.  Parts keep the input order (part ``k`` holds the
+      rows after those of part ``k - 1``; :meth:`finish` lists them in that order), so reading the parts in
+      order gives the rows in the order they were written.
+
+    At most ``encoders`` row groups are being encoded while one fills.  An error in a background thread (disk
+    full, Arrow) is raised at the next :meth:`write` that has to wait for that thread, or at :meth:`finish`.
+    """
+
+    def __init__(self, directory: Path, kind: str, activity_id: str, row_group_bytes: int, part_bytes: int,
+                 encoders: int):
+        if encoders < 1:
+            raise ValueError(f"encoders must be at least 1, got {encoders}")
         self.directory = directory
         self.kind = kind
         self.activity_id = activity_id
         self.row_group_bytes = row_group_bytes
         self.part_bytes = part_bytes
+        self.encoders = encoders
         self.schema: pa.Schema | None = None
         self.buffer: list[pa.RecordBatch] = []
         self.buffer_bytes = 0
-        self.writer: pq.ParquetWriter | None = None
-        self.current: Path | None = None
-        self.current_rows = 0
         self.written: list[_Part] = []
-        self._file: _ChecksumFile | None = None
-        self._sink: pa.NativeFile | None = None
-        self._pool: ThreadPoolExecutor | None = None  # one thread: encodes and writes full row groups in order
-        self._pending: Future[None] | None = None
-        self.pending_rows = 0  # rows handed to the background thread and not yet counted in current_rows
+        self._open: _OpenPart | None = None  # encoders == 1: the part row groups are appended to
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: deque[Future[_Part | None]] = deque()  # in submission order
+        self.handed_rows = 0  # rows handed to the background threads (each is written, or an error raised)
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
@@ -210,63 +281,69 @@ class _PartWriter:
         if self.buffer_bytes >= self.row_group_bytes:
             self._flush()
 
+    @property
+    def rows(self) -> int:
+        """Rows given to :meth:`write` so far: handed to the background threads or still buffered."""
+        return self.handed_rows + sum(b.num_rows for b in self.buffer)
+
     def _flush(self) -> None:
-        """Hand the buffered batches to the background thread as one row group (waiting for the one before)."""
+        """Hand the buffered batches to a background thread as one row group (waiting for a free thread)."""
         if not self.buffer:
             return
+        assert self.schema is not None
         table = pa.Table.from_batches(self.buffer, schema=self.schema)
         self.buffer, self.buffer_bytes = [], 0
-        self._wait()
+        while len(self._inflight) >= self.encoders:
+            self._collect_oldest()
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"provkit-write-{self.kind}")
-        self.pending_rows = table.num_rows
-        self._pending = self._pool.submit(self._write_row_group, table)
+            self._pool = ThreadPoolExecutor(max_workers=self.encoders, thread_name_prefix=f"provkit-write-{self.kind}")
+        task = self._append_row_group if self.encoders == 1 else self._write_part
+        self._inflight.append(self._pool.submit(task, table))
+        self.handed_rows += table.num_rows
 
-    def _wait(self) -> None:
-        """Wait for the row group being written; its error (OSError, Arrow) is raised here."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+    def _collect_oldest(self) -> None:
+        """Wait for the oldest row group handed out; its error (OSError, Arrow) is raised here."""
+        future = self._inflight[0]
+        try:
+            done = future.result()
+        finally:
+            self._inflight.popleft()
+        if done is not None:
+            self.written.append(done)
 
-    def _write_row_group(self, table: pa.Table) -> None:
-        if self.writer is None:
-            self.current = self.directory / f".tmp-{uuid.uuid4().hex}.parquet"
-            metadata = {
-                b"provkit.schema_version": SCHEMA_VERSION.encode(),
-                b"provkit.activity_id": self.activity_id.encode(),
-                b"provkit.kind": self.kind.encode(),
-            }
-            schema = self.schema.with_metadata({**(self.schema.metadata or {}), **metadata})
-            self._file = _ChecksumFile(self.current)
-            # Arrow buffers: the Python sink (it needs the GIL) sees a few large writes, not one per page
-            self._sink = pa.output_stream(self._file, buffer_size=SINK_BUFFER)
-            self.writer = pq.ParquetWriter(self._sink, schema, compression="zstd",
-                                           use_dictionary=dictionary_columns(schema),
-                                           write_statistics=statistics_columns(schema),
-                                           column_encoding={c: e for c, e in COLUMN_ENCODINGS.items()
-                                                            if c in schema.names} or None)
-        self.writer.write_table(table.replace_schema_metadata(self.writer.schema.metadata), row_group_size=table.num_rows)
-        self.current_rows, self.pending_rows = self.current_rows + table.num_rows, 0
-        if self._sink is not None and self._sink.tell() >= self.part_bytes:  # tell() counts the buffered bytes
-            self._close_part()
+    def _append_row_group(self, table: pa.Table) -> _Part | None:
+        """One thread (``encoders == 1``): append to the open part; the part once it holds ``part_bytes``."""
+        if self._open is None:
+            assert self.schema is not None
+            self._open = _OpenPart(self.directory, self.schema, self.kind, self.activity_id)
+        self._open.write_row_group(table)
+        if self._open.size() < self.part_bytes:
+            return None
+        part, self._open = self._open, None
+        return part.close()
 
-    def _close_part(self) -> None:
-        if self.writer is None:
-            return
-        self.writer.close()
-        assert self.current is not None and self._file is not None and self._sink is not None
-        self._sink.close()
-        self._file.close()  # fsyncs
-        self.written.append(_Part(self.current, self.current_rows, self._file.size, self._file.sha256.hexdigest()))
-        self.writer, self.current, self.current_rows, self._file, self._sink = None, None, 0, None, None
+    def _write_part(self, table: pa.Table) -> _Part:
+        """Any thread (``encoders > 1``): ``table`` as a part of its own (removed again if it fails)."""
+        assert self.schema is not None
+        part = _OpenPart(self.directory, self.schema, self.kind, self.activity_id)
+        try:
+            part.write_row_group(table)
+            return part.close()
+        except BaseException:
+            part.discard()
+            raise
 
     def finish(self) -> list[_Part]:
+        """Write what is buffered, wait for every thread, close the open part; the parts in input order."""
         self._flush()
         try:
-            self._wait()
+            while self._inflight:
+                self._collect_oldest()
         finally:
             self._shutdown()
-        self._close_part()
+        if self._open is not None:
+            part, self._open = self._open, None
+            self.written.append(part.close())
         return self.written
 
     def _shutdown(self) -> None:
@@ -275,19 +352,17 @@ class _PartWriter:
             self._pool = None
 
     def discard(self) -> None:
-        with contextlib.suppress(Exception):
-            self._wait()
-        self._shutdown()
-        if self.writer is not None:
+        """Stop: wait for the threads, remove every part written or begun."""
+        while self._inflight:
             with contextlib.suppress(Exception):
-                self.writer.close()
-        for sink in (self._sink, self._file):
-            if sink is not None:
-                with contextlib.suppress(Exception):
-                    sink.close()
-        for path in [p.path for p in self.written] + ([self.current] if self.current else []):
+                self._collect_oldest()
+        self._shutdown()
+        if self._open is not None:
+            self._open.discard()
+            self._open = None
+        for part in self.written:
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                part.path.unlink()
 
 
 class DatasetWriter:
@@ -299,6 +374,9 @@ class DatasetWriter:
             w.write(batch)                       # data
             w.write(bad, kind="quarantine")
             w.add_file("report.json", payload)   # checksummed side files
+
+    ``encoders`` background threads encode full row groups (default :func:`encoder_threads`); with more than one,
+    each row group is a part of its own (module docstring).
     """
 
     def __init__(
@@ -310,6 +388,7 @@ class DatasetWriter:
         mode: str = "create",
         row_group_bytes: int = 32 << 20,
         part_bytes: int = 1 << 30,
+        encoders: int | None = None,
         lock_timeout: float = 600.0,
     ):
         if mode not in ("create", "append", "overwrite"):
@@ -320,6 +399,7 @@ class DatasetWriter:
         self.mode = mode
         self.row_group_bytes = row_group_bytes
         self.part_bytes = part_bytes
+        self.encoders = encoder_threads() if encoders is None else encoders
         self.side_files: dict[str, bytes] = {}
         self._parts: dict[str, _PartWriter] = {}
         self._lock_fd: int | None = None
@@ -466,7 +546,7 @@ class DatasetWriter:
             directory = self.workdir / kind
             directory.mkdir(exist_ok=True)
             part = self._parts[kind] = _PartWriter(
-                directory, kind, self.activity.id, self.row_group_bytes, self.part_bytes
+                directory, kind, self.activity.id, self.row_group_bytes, self.part_bytes, self.encoders
             )
         try:
             part.write(batch)
@@ -503,7 +583,7 @@ class DatasetWriter:
         part = self._parts.get(kind)
         if part is None:
             return 0
-        return sum(p.rows for p in part.written) + part.current_rows + part.pending_rows + sum(b.num_rows for b in part.buffer)
+        return part.rows
 
     # --- commit ----------------------------------------------------------
     def commit(self) -> Dataset:
@@ -527,9 +607,10 @@ class DatasetWriter:
             part = self._parts.get(kind)
             if part is None:
                 continue
+            index = sum(1 for p in taken if p.startswith(f"{kind}/"))
             for done in part.finish():
-                index = sum(1 for p in taken if p.startswith(f"{kind}/"))
                 name = f"{kind}/part-{index:05d}-{self.activity.id[-8:]}.parquet"
+                index += 1
                 taken.add(name)
                 renames.append((done.path, self.workdir / name))
                 new_entries.append(
