@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from conftest import DOCS, write_jsonl
 from provkit.cli import app
 from provkit.errors import InputError
+from provkit.provenance.ingest import value_counts
 from provkit.provenance import (
     SCHEMA,
     Dataset,
@@ -233,3 +235,16 @@ def test_line_numbers_stay_right_after_a_too_large_line_in_an_earlier_block(tmp_
         assert text.startswith(f"record {rid.rsplit(':', 1)[1]} ")
     q = pq.read_table(tmp_path / "ds" / "quarantine")
     assert q.column("line").to_pylist() == [3]
+
+
+def test_origin_counts_by_dictionary_indices_equal_counting_the_values():
+    """value_counts counts a dictionary column by its indices: the same as counting its decoded values (a repeated
+    dictionary entry, unused entries and null rows included) and the same as a plain string column."""
+    values = ["human", "model", "human", None, "unknown", "human", "model"]
+    plain = pa.array(values, pa.string())
+    dictionary = pa.DictionaryArray.from_arrays(pa.array([0, 1, 3, None, 2, 3, 1], pa.int32()),
+                                                pa.array(["human", "model", "unknown", "human", "mixed"]))
+    assert dictionary.to_pylist() == values
+    expected = Counter(v for v in values if v is not None)
+    assert value_counts(dictionary) == expected == value_counts(plain)
+    assert value_counts(pa.array([], pa.dictionary(pa.int32(), pa.string()))) == Counter()

@@ -175,6 +175,20 @@ class IngestSummary:
         return asdict(self)
 
 
+def value_counts(col: pa.Array) -> Counter[str]:
+    """How often each non-null value occurs in a string column; a dictionary column is counted by its indices (no
+    per-row string hashing)."""
+    if not pa.types.is_dictionary(col.type):
+        return Counter({c["values"]: c["counts"] for c in pc.value_counts(col.drop_null()).to_pylist()})
+    counts = np.bincount(col.indices.drop_null().to_numpy(zero_copy_only=False).astype(np.int64, copy=False),
+                         minlength=len(col.dictionary))
+    out: Counter[str] = Counter()
+    for value, count in zip(col.dictionary.to_pylist(), counts.tolist()):
+        if count:
+            out[value] += count
+    return out
+
+
 # ------------------------------------------------------------------ checks
 def _is_text_type(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
@@ -419,8 +433,7 @@ class Ingest:
         self.summary.bytes_read += chunk.nbytes
         self.reasons.update(reason_category(b.reason) for b in tagged.bad)
         if written:
-            counts = pc.value_counts(tagged.batch.column("origin").dictionary_decode())
-            self.origins.update({c["values"]: c["counts"] for c in counts.to_pylist()})
+            self.origins.update(value_counts(tagged.batch.column("origin")))
         assert chunk.records == written + len(tagged.bad), "a record was lost"
         self.summary.by_reason = dict(self.reasons.most_common())
         self.summary.by_origin = {str(k): int(v) for k, v in self.origins.most_common()}
