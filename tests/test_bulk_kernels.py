@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import subprocess
 import sys
 
 import numpy as np
@@ -159,3 +160,24 @@ def test_sorted_matches_equal_searchsorted(run, keys):
         np.zeros(len(keys_a), dtype=bool)
     got_keys, got_pos = sorted_matches(run_a, keys_a)
     assert got_keys.tolist() == np.flatnonzero(hit).tolist() and got_pos.tolist() == pos[hit].tolist()
+
+
+def test_load_kernels_compiles_the_kernels_of_a_check_and_of_the_id_index_in_a_fresh_process():
+    """The ingest's start-up thread (``load_kernels``) leaves every kernel a check and the duplicate-id index call
+    compiled (loaded), so the first real chunk does not wait for the JIT."""
+    script = """
+from provkit.core import hashing, text
+from provkit.provenance import idindex
+from provkit.provenance.ingest import load_kernels
+kernels = [text._normal_form_kernel, hashing._fnv_fmix, idindex._repeats, idindex._merge_matches]
+if hashing.openssl_sha256():
+    kernels.append(hashing._sha256_hex_openssl)
+assert not any(k.signatures for k in kernels), [k for k in kernels if k.signatures]
+load_kernels()
+missing = [k.py_func.__name__ for k in kernels if not k.signatures]
+assert not missing, missing
+print("ok", len(kernels))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("ok")

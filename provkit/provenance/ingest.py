@@ -69,6 +69,7 @@ from provkit.provenance.schema import (
     Evidence,
     Generator,
     Origin,
+    content_hashes,
     make_batch,
     utcnow,
 )
@@ -444,19 +445,24 @@ class Ingest:
         Two prefetch threads: one reads and parses (NumPy and Arrow only, so it
         never waits for the JIT), one checks and hashes (no run state).  Both
         overlap with the run-state part here (:meth:`finish`: duplicate ids)
-        and with the writer's Parquet encoding.  The first check loads the
-        compiled kernels (~0.4 s once per process) while the reader parses up
-        to two chunks ahead; one checked chunk waits for :meth:`finish` (a
+        and with the writer's Parquet encoding.  A third thread loads the
+        compiled kernels (:func:`load_kernels`, ~0.4 s once per process) from
+        the start, while the reader parses its first chunk, rather than in the
+        first check after it; one checked chunk waits for :meth:`finish` (a
         deeper queue would only fill up while the writer stalls).
         """
         opts = self.cfg.read_options()
-        for source in self.sources:
-            raw = prefetch(read_source(source, opts), depth=2)
-            yield from prefetch(self._checks(raw, source), depth=1)
+        loading = threading.Thread(target=load_kernels, name="provkit-kernels")
+        loading.start()  # the JIT start-up overlaps with the reader's first parse instead of following it
+        try:
+            for source in self.sources:
+                raw = prefetch(read_source(source, opts), depth=2)
+                yield from prefetch(self._checks(raw, source), depth=1)
+        finally:
+            loading.join()  # never left running at exit (a run that stops at once waits for it, < 1 s)
 
     def _checks(self, raw: Iterator[RawChunk], source: Source) -> Iterator[tuple[RawChunk, _Checked]]:
-        # iterating ``raw`` starts the reader thread; the first check then loads the compiled kernels while
-        # the reader parses ahead
+        # iterating ``raw`` starts the reader thread
         for chunk in raw:
             yield chunk, self.check(chunk, source)
 
@@ -586,6 +592,17 @@ def _keep_input_provenance(batch: pa.RecordBatch, table: pa.Table) -> pa.RecordB
         col = table.column(PROV + name).combine_chunks()
         batch = batch.set_column(i, batch.schema.field(i), col.cast(batch.schema.field(i).type))
     return batch
+
+
+def load_kernels() -> None:
+    """Load the compiled kernels of a check and of the duplicate-id index (numba's start-up, once per process),
+    by running them on two records; the first real chunk then finds them ready."""
+    sample = pa.array(["load", "load"], pa.large_string())
+    with contextlib.suppress(Exception):  # a failure here recurs, and is reported, in the check that needs it
+        content_hashes(sample)
+        ids = IdIndex(budget=1 << 20)
+        ids.duplicates(sample)
+        ids.duplicates(sample)  # against the first call's run: the sorted-match kernels
 
 
 def prefetch(chunks: Iterator[T], depth: int = 2) -> Iterator[T]:
