@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ctypes
+import datetime as dt
 import hashlib
 import json
 import subprocess
@@ -25,7 +26,7 @@ from provkit.core.text import in_normal_form, normalize_text, whitespace_token_c
 from provkit.provenance.idindex import hash_order, sorted_matches
 from provkit.provenance.readers.base import MAX_JSON_DEPTH, FieldMap, ReadOptions, iter_line_blocks, scan_lines
 from provkit.provenance.readers.jsonl import json_depth
-from provkit.provenance.schema import content_hash, content_hashes
+from provkit.provenance.schema import SCHEMA, ConstantColumns, constant_column, content_hash, content_hashes
 
 TEXTS = st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=300), max_size=60)
 
@@ -181,3 +182,19 @@ print("ok", len(kernels))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("ok")
+
+
+def test_constant_columns_hand_out_slices_equal_to_building_each_column():
+    """ConstantColumns: each length (growing, shrinking, growing past the built one) gets the same column as
+    building it afresh, for every scalar kind the record schema uses (a dictionary type gets one entry)."""
+    cache = ConstantColumns()
+    values = {"activity_id": "act-1", "origin": "human", "origin_confidence": 1.0, "dataset": None,
+              "ingested_at": dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc), "generator": None}
+    for n in (5, 3, 0, 12, 7):
+        for name, value in values.items():
+            type_ = SCHEMA.field(name).type
+            got = cache.column(value, type_, n)
+            assert got.type == type_ and len(got) == n
+            assert got.to_pylist() == constant_column(value, type_, n).to_pylist() == [value] * n
+    origin = cache.column("human", SCHEMA.field("origin").type, 4)
+    assert origin.dictionary.to_pylist() == ["human"]

@@ -223,6 +223,27 @@ class _Repeat:
         return pa.repeat(pa.scalar(self.value, type_), self.n)
 
 
+def constant_column(value: Any, type_: pa.DataType, n: int) -> pa.Array:
+    """``value`` in each of ``n`` rows, as ``type_`` (null where ``value`` is None; a dictionary type gets one
+    dictionary entry), built in one Arrow call."""
+    return _Repeat(value, n).array(type_)
+
+
+class ConstantColumns:
+    """Columns with one value in every row (activity id, source uri, ...), each built once at the longest length
+    asked for and handed out as zero-copy slices: a stream of batches does not rebuild them per batch."""
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[Any, str], pa.Array] = {}
+
+    def column(self, value: Any, type_: pa.DataType, n: int) -> pa.Array:
+        key = (value, str(type_))
+        built = self._built.get(key)
+        if built is None or len(built) < n:
+            built = self._built[key] = constant_column(value, type_, n)
+        return built.slice(0, n)
+
+
 def _as_array(values: Any, type_: pa.DataType) -> pa.Array:
     if isinstance(values, _Repeat):
         return values.array(type_)
