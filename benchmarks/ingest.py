@@ -42,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scipy.stats import bootstrap
+
 WORDS = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an they "
          "you were her she there one all we their can has been if more when will would who so no model data human "
          "collapse generation tail distribution provenance record text corpus sample token perplexity").split()
@@ -161,6 +163,13 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the median of ``values`` (SciPy, 10,000 resamples, fixed seed)."""
+    res = bootstrap((values,), statistics.median, vectorized=False, n_resamples=10_000, method="percentile",
+                    confidence_level=confidence, random_state=0)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def short_records(counts: list[int], work: Path, repeat: int = 1) -> None:
     """Throughput against the peer at ``counts[0]`` short records (``repeat`` alternating pairs); provkit's peak RSS
     at every count."""
@@ -195,6 +204,10 @@ def short_records(counts: list[int], work: Path, repeat: int = 1) -> None:
             spread = f" (median of {len(ratios)}: {', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
             print(f"throughput ratio provkit/pyarrow at {n:,} short records: {statistics.median(ratios):.2f}{spread} "
                   "(target >= 0.5)")
+            if len(ratios) >= 5:
+                lo, hi = median_interval(ratios)
+                print(f"  95 % bootstrap interval of the median ratio: [{lo:.3f}, {hi:.3f}] "
+                      f"({sum(r >= 0.5 for r in ratios)} of {len(ratios)} pairs >= 0.5)")
             print(f"CPU-time ratio pyarrow/provkit (less sensitive to other load on the machine): "
                   f"{statistics.median(cpu_ratios):.2f} (median; {', '.join(f'{r:.2f}' for r in cpu_ratios)})")
         src.unlink()
