@@ -22,8 +22,9 @@ write that waits for it, or at commit.  With two encoder threads (the default
 where the process may use two CPUs: :func:`encoder_threads`) each row group is a
 part of its own, so two are encoded at once; parts are numbered in input order,
 and reading them in order gives the records in the order they were written.  With
-one thread, row groups are appended to a part until it holds ``part_bytes``.  Dictionary encoding is asked for every column except the
-record schema's all-distinct ones (:data:`~provkit.provenance.schema.PLAIN_COLUMNS`:
+one thread, row groups are appended to a part until it holds ``part_bytes``.
+Dictionary encoding is asked for every column except the record schema's
+all-distinct ones (:data:`~provkit.provenance.schema.PLAIN_COLUMNS`:
 ``id``, ``content_hash``, ``text``), where it would only be tried and dropped;
 ``content_hash`` is written DELTA_LENGTH_BYTE_ARRAY (:data:`COLUMN_ENCODINGS`);
 ``text`` and ``content_hash`` carry no min/max statistics (:func:`statistics_columns`).
@@ -43,8 +44,8 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Sequence
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,10 +205,15 @@ class _OpenPart:
         return self._sink.tell()
 
     def close(self) -> _Part:
-        """Finish the footer, fsync, and return the part with the size and sha256 of the bytes written."""
-        self._writer.close()
-        self._sink.close()
-        self._file.close()  # fsyncs
+        """Finish the footer, fsync, and return the part with the size and sha256 of the bytes written (the file
+        is removed if that fails)."""
+        try:
+            self._writer.close()
+            self._sink.close()
+            self._file.close()  # fsyncs
+        except BaseException:
+            self.discard()
+            raise
         return _Part(self.path, self.rows, self._file.size, self._file.sha256.hexdigest())
 
     def discard(self) -> None:
