@@ -56,7 +56,7 @@ per row at 4,096-row groups) and the output writer's row-group buffers
 dropped, which a 1M -> 3M comparison sees as growth).  Between phases the
 allocators' unused memory is handed back (:func:`release_unused_memory`):
 Arrow's mimalloc pool otherwise keeps the score pass's freed pages for reuse
-under the next phase's peak.  Measured figures: the README ("memory and scale") and
+under the next phase's peak, and glibc's heap is trimmed (:func:`provkit.core.memory.release_unused_memory`).  Measured figures: the README ("memory and scale") and
 ``benchmarks/dedup.py --step random_drop|origin``.
 """
 
@@ -73,6 +73,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from provkit.core.memory import release_unused_memory
 from provkit.core.progress import Advance, quiet_advance
 from provkit.filters.dedup import (
     SignatureSource,
@@ -104,18 +105,6 @@ SPILL_ROW_GROUP_ROWS = 16384
 """Rows per row group of the scored spill (read back one row group at a time)."""
 KEEP_CHUNK_ROWS = 65536
 """Rows per merged chunk of the decide columns kept in memory."""
-
-
-def release_unused_memory() -> None:
-    """Hand memory the allocators hold but no longer use back to the system, between phases.
-
-    Arrow's default pool (mimalloc) keeps freed pages for reuse, and glibc's heap (NumPy's
-    arrays, Arrow's system pool) keeps freed space below its top: between the score pass, the
-    steps' plans and the write pass that retained memory is what a later phase's peak sits on.
-    ``release_unused`` is Arrow's call for it (``mi_collect`` / ``malloc_trim``).
-    """
-    pa.default_memory_pool().release_unused()
-    pa.system_memory_pool().release_unused()
 
 
 def _weight_summary(values: np.ndarray) -> dict[str, float] | None:
