@@ -29,6 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 
 MEMINFO = Path("/proc/meminfo")
+MIB = 1 << 20
 
 
 @lru_cache(maxsize=1)

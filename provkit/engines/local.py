@@ -62,6 +62,7 @@ under the next phase's peak, and glibc's heap is trimmed (:func:`provkit.core.me
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -73,11 +74,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from provkit.core.memory import release_unused_memory
+from provkit.core.memory import MIB, available_memory_bytes, release_unused_memory
 from provkit.core.progress import Advance, quiet_advance
+from provkit.errors import ConfigError
 from provkit.filters.dedup import (
     SignatureSource,
     check_budget,
+    check_process_memory,
     group_survivors,
     near_duplicate_labels_within_budget,
 )
@@ -397,9 +400,13 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, batch_size: int = 4096, spill_dir: str | Path | None = None):
+    def __init__(self, batch_size: int = 4096, spill_dir: str | Path | None = None,
+                 memory_limit_mb: float | None = None):
+        if memory_limit_mb is not None and not (math.isfinite(memory_limit_mb) and memory_limit_mb > 0):
+            raise ConfigError(f"--memory-limit-mb: must be a positive number of MiB, got {memory_limit_mb}")
         self.batch_size = batch_size
         self.spill_dir = spill_dir
+        self.memory_limit_mb = memory_limit_mb
         self._signatures: SignatureSpill | None = None
         self._ids_from_spill = False
         self._spill: Path | None = None
@@ -425,12 +432,28 @@ class LocalEngine:
             self._signatures = None
             shutil.rmtree(spill, ignore_errors=True)
 
+    def memory_limit(self) -> tuple[int | None, str]:
+        """The whole-process memory limit in bytes and where it comes from (None: unknown, no check)."""
+        if self.memory_limit_mb is not None:
+            return int(self.memory_limit_mb * MIB), "--memory-limit-mb"
+        available = available_memory_bytes()
+        return available, "MemAvailable of /proc/meminfo"
+
+    def preflight(self, n: int, steps: Sequence[Step]) -> None:
+        """Before any work: refuse a near-dup step whose budget cannot hold ``n`` rows, or whose whole-process
+        estimate (:func:`provkit.filters.dedup.process_bytes_estimate`) exceeds :meth:`memory_limit`."""
+        near_dups = [cap.near_dup for step in steps if (cap := _near_dup(step)) is not None]
+        if not near_dups:
+            return
+        limit, source = self.memory_limit()
+        for config in near_dups:
+            check_budget(n, config)
+            check_process_memory(n, config, limit, source)
+
     # --- 1. score ----------------------------------------------------------
     def _score_pass(self, dataset: Dataset, steps: Sequence[Step], spill: Path, stats: list[StepStats],
                     progress: Advance) -> tuple[pa.Table | None, int]:
-        for step in steps:  # pre-flight: refuse a near-dup budget that cannot hold every row, before any work
-            if (cap := _near_dup(step)) is not None:
-                check_budget(dataset.num_rows(), cap.near_dup)
+        self.preflight(dataset.num_rows(), steps)
         seconds = [0.0] * len(steps)
         signature_columns = spilled_signature_columns(steps)
         self._signatures = signatures = SignatureSpill(spill.parent, signature_columns)

@@ -150,6 +150,15 @@ IN_MEMORY_BYTES_PER_PERM = 26
 end to end: 2.7 KB per record, the peak-RSS slope from 100k to 1M records of ``benchmarks/dedup.py``)."""
 ENTRY_BYTES = 40
 """RAM per partition entry while a partition is grouped: 16 loaded + 8 argsort + 16 sorted."""
+PROCESS_PLAN_BASE_MIB = 320
+"""Whole-process estimate: RSS of the plan phase besides the clustering and the per-record part (interpreter,
+libraries, numba kernels loaded or compiled, one batch)."""
+PROCESS_WRITE_BASE_MIB = 560
+"""Whole-process estimate: RSS of the write pass besides the per-record part (two kinds' 32 MiB row-group buffers,
+one being encoded each, and Arrow's pool)."""
+PROCESS_BYTES_PER_RECORD = 48
+"""Whole-process estimate: RSS per input record outside the clustering's budget (fate 2, origin 4, the alive rows'
+order 8, stored decisions, allocator slack; measured slopes 15-33 B/record, module docstring)."""
 MIN_WORK_BYTES = 256 << 10
 """The smallest working set (chunk + partition) the spilled path accepts beyond its per-record part."""
 MAX_CHUNK_ROWS = 65536
@@ -479,6 +488,39 @@ def spill_layout(n: int, config: NearDupConfig, itemsize: int = 4) -> SpillLayou
 def fits_in_memory(n: int, config: NearDupConfig) -> bool:
     """True when the in-memory path's estimate fits the budget."""
     return in_memory_bytes(n, config) <= budget_bytes(n, config)
+
+
+def clustering_bytes(n: int, config: NearDupConfig) -> int:
+    """The clustering's share of the whole-process estimate: the in-memory path's estimate when it runs, else the budget."""
+    return in_memory_bytes(n, config) if fits_in_memory(n, config) else budget_bytes(n, config)
+
+
+def process_bytes_estimate(n: int, config: NearDupConfig) -> int:
+    """Upper bound of a ``prov filter`` process's peak RSS for ``n`` records with this ``minhash_dedup`` step.
+
+    ``max(PLAN_BASE + clustering, WRITE_BASE) + PROCESS_BYTES_PER_RECORD * n`` (module docstring,
+    "whole process"): the plan phase (the clustering within its budget) and the write pass
+    (the output writer's row-group buffers) peak at different times.
+    """
+    phase = max(PROCESS_PLAN_BASE_MIB * MIB + clustering_bytes(n, config), PROCESS_WRITE_BASE_MIB * MIB)
+    return phase + PROCESS_BYTES_PER_RECORD * n
+
+
+def check_process_memory(n: int, config: NearDupConfig, limit_bytes: int | None, limit_source: str) -> int:
+    """The whole-process estimate; :class:`ConfigError` (one line) when it exceeds ``limit_bytes``.
+
+    ``limit_bytes`` None (the machine's available memory could not be read, and no limit was
+    given) skips the comparison.  ``limit_source`` says where the limit came from.
+    """
+    estimate = process_bytes_estimate(n, config)
+    if limit_bytes is not None and estimate > limit_bytes:
+        clustering = clustering_bytes(n, config) / MIB
+        raise ConfigError(
+            f"minhash_dedup: {n:,} records need an estimated {estimate / MIB:,.0f} MiB of memory for the whole run "
+            f"(clustering {clustering:,.0f} MiB + {PROCESS_BYTES_PER_RECORD} B/record + fixed base) but "
+            f"the limit is {limit_bytes / MIB:,.0f} MiB ({limit_source}); raise the limit (--memory-limit-mb), lower "
+            f"the step's memory_mb, or split the input")
+    return estimate
 
 
 # ---------------------------------------------------------------- the spilled path
