@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from provkit.core.memory import MIB, available_memory_bytes, parse_meminfo
@@ -12,6 +13,7 @@ from provkit.filters.dedup import (
     clustering_bytes,
     fits_in_memory,
     process_bytes_estimate,
+    read_file_rows,
 )
 
 
@@ -63,3 +65,16 @@ def test_meminfo_parsed_in_bytes_and_unreadable_file_gives_none(tmp_path):
     assert available_memory_bytes(tmp_path / "missing") is None
     (tmp_path / "old").write_text("MemTotal: 1024 kB\n")  # kernels before 3.14 have no MemAvailable
     assert available_memory_bytes(tmp_path / "old") is None
+
+
+def test_read_file_rows_equals_fancy_indexing_across_windows_in_any_order(tmp_path):
+    rng = np.random.default_rng(0)
+    sigs = rng.integers(0, 2**32, size=(20_000, 128), dtype=np.uint32)  # 10 MB: three 4 MiB windows
+    path = tmp_path / "sigs.bin"
+    sigs.tofile(path)
+    dtype = np.dtype(np.uint32)
+    for at in (np.arange(20_000), np.sort(rng.choice(20_000, 300, replace=False)),
+               rng.integers(0, 20_000, 5_000),  # unsorted, with repeats
+               np.array([19_999, 0, 8_191, 8_192]), np.zeros(0, dtype=np.int64)):
+        at = np.asarray(at, dtype=np.int64)
+        np.testing.assert_array_equal(read_file_rows(path, dtype, 128, at), sigs[at])

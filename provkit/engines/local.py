@@ -29,8 +29,12 @@ then :func:`provkit.filters.dedup.group_survivors` elects the survivors of the
 components of two or more rows only (1 byte per row + ~40 per grouped row) and
 :func:`provkit.filters.step.group_row_plan` lists just those rows.  When no
 other step reads ``id``, none is kept: the survivors' ids are read back from
-the spill (:func:`read_ids`).  The budget is checked against the input's row
-count before the score pass, so a run that cannot fit stops at once.
+the spill (:func:`read_ids`).  Before the score pass (:meth:`LocalEngine.preflight`)
+the budget is checked against the input's row count, and the whole-process
+estimate (:func:`provkit.filters.dedup.process_bytes_estimate`) against the
+engine's memory limit (``memory_limit_mb``, ``prov filter --memory-limit-mb``;
+default the machine's ``MemAvailable``, no check where that is unreadable), so a
+run that cannot fit stops at once with one line.
 
 Memory per input row (bytes; ``n`` rows):
 

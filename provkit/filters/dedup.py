@@ -33,7 +33,7 @@ Two executions of steps 1-4 give the same labels (tested):
 * **spilled** (:func:`near_duplicate_components_spilled`), for inputs larger
   than the memory budget.  Signatures are read a chunk at a time from a
   :class:`SignatureSource` (an array, or the raw file the local engine writes
-  during its score pass, through short-lived maps of 1 MiB windows) and only a
+  during its score pass, through short-lived maps of 4 MiB windows) and only a
   union-find forest over the rows stays in RAM:
 
   a. *identical signatures*: each live row's whole-signature hash
@@ -64,7 +64,10 @@ per row; every other row is its own survivor and cluster).
 
 Memory model (bytes; ``n`` alive rows, ``K`` permutations of ``s`` bytes
 each — 4 for ``affine32`` —, ``b`` bands, ``E`` = 40 bytes per partition
-entry in RAM: 16 loaded + 8 argsort + 16 sorted):
+entry in RAM, a bound: :func:`load_shared_entries` peaks at 32 — 16 loaded
+copied to two 8-byte columns, then 8 of argsort and 8 for each column sorted in
+turn — and at most 37 while the shared runs are copied out of a partition
+whose every entry is shared):
 
 * in memory: about :data:`IN_MEMORY_BYTES_PER_PERM` ``* K * n`` plus 16 per
   candidate pair (copies of the signatures for the live rows, the
@@ -78,18 +81,62 @@ entry in RAM: 16 loaded + 8 argsort + 16 sorted):
   buckets (``K*s`` per row, a quarter of the budget).  A partition also
   holds every row of one bucket, so one band value shared by most rows
   (which only identical signatures make likely, and those are collapsed
-  first) can exceed it.  Disk: ``16*(b + 1)``
+  first) can exceed it.  Each chunk, partition and signature group is handled
+  in its own call, so none is alive while the next loads, and glibc's heap
+  is trimmed between partitions (:func:`provkit.core.memory.release_unused_memory`).
+  Signatures are gathered through 4 MiB windows of the file
+  (:func:`read_file_rows`).  Disk: ``16*(b + 1)``
   bytes per row of partition files (plus the engine's ``K*s`` signature file).
 
 Measured end to end (``benchmarks/dedup.py``, ``prov filter`` with ``minhash_dedup``
 only, 10 % planted variants, ``memory_mb = 512``): at 1M short records the spilled
-path peaks at 1,210 MiB and runs 1.30x the speed of the former in-memory-only code
-(4,251 MiB) with the same dropped rows; at 10M it peaked at 4,195 MiB (349 B/record
-over 1M-10M, mostly the local engine's per-row columns, not this module's 24), and,
-after the engine's per-row state was cut (no ids kept, survivors of 2+-row components
-only, see :mod:`provkit.engines.local`), at 1,406 MiB: 47 B/record over 1M-10M, 43.9k
-records/s (``nice -n 10 python benchmarks/dedup.py --sizes 1000000,10000000
---peer-sizes "" --main "" --memory-mb 512``).
+path peaked at 1,210 MiB and ran 1.30x the speed of the former in-memory-only code
+(4,251 MiB) with the same dropped rows; at 10M it peaked at 4,195 MiB, then, after the
+engine's per-row state was cut (:mod:`provkit.engines.local`), at 1,406 MiB (47 B/record
+over 1M-10M).  What that growth was made of (per-phase peaks, ``/proc/self/clear_refs``
+resets of ``VmHWM`` around each phase, 1M vs 3M records): not live arrays (22 B/record:
+forest 8, row order 8, origin 4, fate 2) but (1) glibc's heap, which Arrow's
+``release_unused`` does not trim — freed per-chunk arrays stayed resident, +150 MB at
+3M; (2) the previous partition and the last signature group still referenced while the
+next partition loaded; (3) the signature file read through one map of the whole file:
+the kernel faulted in whole 2 MiB page-cache folios around each scattered row (226 rows
+of a 1.5 GB file: +380 MiB).  With the heap trimmed, one partition or group alive at a
+time and 4 MiB read windows, same rows dropped (51,412 / 154,557 / 514,154), precision /
+recall 0.914 / 0.911 as before:
+
+========  ==========  ===========  ==================  ==========
+records   peak RSS    was          pre-flight estimate  records/s
+========  ==========  ===========  ==================  ==========
+1M        539 MiB     666-999 MiB  878 MiB (0.61)       42.9k
+3M        598 MiB     776 MiB      969 MiB (0.62)       56.0k
+10M       660 MiB     1,406 MiB    1,290 MiB (0.51)     46.1k
+========  ==========  ===========  ==================  ==========
+
+14 B/record over 1M-10M (``PYTHONPATH=. nice -n 19 python benchmarks/dedup.py --sizes
+1000000,3000000,10000000 --peer-sizes "" --main "" --memory-mb 512 --data DIR``; the
+estimate's ratio in brackets).  Same-run speed against the code before (123cc7a), 1M
+records, 4 interleaved pairs: 18.2 s vs 19.5 s median (no slowdown).
+
+**Whole process.**  :func:`process_bytes_estimate` bounds a ``prov filter`` run's peak
+RSS for ``n`` input records with a ``minhash_dedup`` step::
+
+    max(PROCESS_PLAN_BASE_MIB + clustering, PROCESS_WRITE_BASE_MIB) + PROCESS_BYTES_PER_RECORD * n
+
+``clustering`` is the in-memory path's estimate when that path runs, else the whole
+budget (:func:`clustering_bytes`; the layout sizes partitions to half of it, so a
+spilled run uses ~40-60 % of it — most of the estimate's slack).  The plan base
+(320 MiB) is the interpreter, libraries and numba kernels (compiled on a first run: +60
+MiB measured) before the clustering; the write base (560 MiB) is the write pass's peak
+(the output writer's two 32 MiB row-group buffers and the one being encoded, Arrow's
+pool); 48 B/record covers the engine's live rows (22) and stored decisions (up to ~30
+per row when every row is in a cluster) with allocator slack, against slopes of 14-33
+measured.  With the default budget (1 GiB, raised to 24 B/record + 64 MiB) that is
+~1.8 GiB for 10M records and ~7.6 GB for 100M.  The local engine compares it, before
+the score pass, with ``--memory-limit-mb`` (``LocalEngine(memory_limit_mb=...)``) or else
+the machine's ``MemAvailable`` (:func:`provkit.core.memory.available_memory_bytes`;
+where ``/proc/meminfo`` is unreadable the check is skipped), and refuses a run above
+it in one line (:func:`check_process_memory`).  Other steps of the same pipeline add
+their own memory and are not counted.
 
 The budget is ``NearDupConfig.memory_mb`` (``memory_mb`` of the
 ``minhash_dedup`` step): the in-memory path runs when its estimate fits,
@@ -162,7 +209,7 @@ order 8, stored decisions, allocator slack; measured slopes 15-33 B/record, modu
 MIN_WORK_BYTES = 256 << 10
 """The smallest working set (chunk + partition) the spilled path accepts beyond its per-record part."""
 MAX_CHUNK_ROWS = 65536
-READ_SPAN_BYTES = 1 << 20
+READ_SPAN_BYTES = 4 << 20
 """Bytes of a signature file mapped at once when gathering rows (:func:`read_file_rows`)."""
 MAX_PARTITIONS = 4096
 _ENTRY = np.dtype([("key", "<u8"), ("row", "<i8")])
@@ -608,7 +655,9 @@ def read_file_rows(path: Path, dtype: np.dtype, width: int, at: np.ndarray) -> n
     at most :data:`READ_SPAN_BYTES` of the file (the rows from the window's first one on), unmapped
     before the next.  A window bounds what the kernel maps around each faulted row: with one map
     of the whole file it mapped whole page-cache folios (up to 2 MiB) around every row, and 226
-    rows scattered over a 1.5 GB file raised the peak RSS by 380 MiB (+3 MiB with windows).
+    rows scattered over a 1.5 GB file raised the peak RSS by 380 MiB (+5 MiB with 4 MiB windows).  Window
+    size vs speed, 170k sorted rows of a 3M-row file: 1 MiB 180-240 ms, 4 MiB 100-120 ms, 16 MiB 82 ms;
+    the whole-file map 115 ms.
     """
     out = np.empty((len(at), width), dtype)
     if len(at) == 0:
