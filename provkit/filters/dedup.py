@@ -107,15 +107,17 @@ recall 0.914 / 0.911 as before:
 ========  ==========  ===========  ==================  ==========
 records   peak RSS    was          pre-flight estimate  records/s
 ========  ==========  ===========  ==================  ==========
-1M        539 MiB     666-999 MiB  878 MiB (0.61)       42.9k
-3M        598 MiB     776 MiB      969 MiB (0.62)       56.0k
-10M       660 MiB     1,406 MiB    1,290 MiB (0.51)     46.1k
+1M        531 MiB     651-673 MiB  878 MiB (0.60)       51.4k
+3M        587 MiB     779-803 MiB  969 MiB (0.61)       55.9k
+10M       657 MiB     1,406 MiB    1,290 MiB (0.51)     47.3k
 ========  ==========  ===========  ==================  ==========
 
-14 B/record over 1M-10M (``PYTHONPATH=. nice -n 19 python benchmarks/dedup.py --sizes
+15 B/record over 1M-10M (``PYTHONPATH=. nice -n 19 python benchmarks/dedup.py --sizes
 1000000,3000000,10000000 --peer-sizes "" --main "" --memory-mb 512 --data DIR``; the
-estimate's ratio in brackets).  Same-run speed against the code before (123cc7a), 1M
-records, 4 interleaved pairs: 18.2 s vs 19.5 s median (no slowdown).
+estimate's ratio in brackets; "was": the code before, 123cc7a, at 1M and 3M in the
+same session, at 10M the earlier README figure).  Same-session speed against 123cc7a,
+interleaved pairs: 1M 17.8 vs 19.1 s (median of 4), 3M 56.5 vs 55.2 s (mean of 2):
+no slowdown beyond the noise.
 
 **Whole process.**  :func:`process_bytes_estimate` bounds a ``prov filter`` run's peak
 RSS for ``n`` input records with a ``minhash_dedup`` step::
