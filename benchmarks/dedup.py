@@ -27,7 +27,13 @@ engine (``run_filter``) with the one step ``minhash_dedup`` (threshold 0.8,
                  implementation this replaces), imported from that checkout.
 
 ``in-memory`` and ``main`` run only at ``--peer-sizes`` (they need ~3 KB per
-record).  Printed per run: seconds, records/s, peak RSS, record-level
+record).  Next to each peak RSS of this tree it prints the pre-flight whole-process
+estimate (:func:`provkit.filters.dedup.process_bytes_estimate`, what ``prov filter``
+compares with the memory limit before any work) and measured / estimate: the
+estimate is meant as an upper bound (``UNDER`` marks a run above it).
+``--data DIR`` keeps each size's dataset and truth in ``DIR`` and reuses them
+(the 10M dataset takes minutes to write); ``--cold-numba`` runs each filter with
+an empty numba cache (``NUMBA_CACHE_DIR``), as a first run after installing does.  Printed per run: seconds, records/s, peak RSS, record-level
 precision/recall of the dropped rows against the planted truth, and the speed
 ratio spilled / in-memory and spilled / main at the same size.
 
@@ -52,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(HERE))  # this tree's provkit (the estimate), whatever the environment installs
 BLOCK = 100_000
 VOCAB = 20_000
 
@@ -127,15 +134,38 @@ def make_dataset(path: Path, n: int, dup_rate: float, seed: int = 0) -> tuple[np
 
 
 def measure(src: Path, out: Path, memory_mb: str, tree: Path, step: str = "minhash_dedup",
-            n: int = 0) -> dict[str, float]:
+            n: int = 0, numba_cache: Path | None = None) -> dict[str, float]:
     """Seconds, kept rows and peak RSS (MiB) of one filter run of the code in ``tree``, in a fresh subprocess."""
     env = dict(os.environ, PYTHONPATH=str(tree))
+    if numba_cache is not None:
+        shutil.rmtree(numba_cache, ignore_errors=True)
+        env["NUMBA_CACHE_DIR"] = str(numba_cache)
     cmd = [sys.executable, "-c", LAUNCH, sys.executable, "-c", RUN, str(src), str(out), memory_mb, step, str(n)]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env, cwd=tree)  # cwd: first on sys.path
     secs, kept, module, rss = r.stdout.split()
     if not Path(module).resolve().is_relative_to(tree.resolve()):
         raise RuntimeError(f"run meant for {tree} imported {module}")
     return {"seconds": float(secs), "kept": int(kept), "rss_mib": int(rss) / 1024}
+
+
+def estimate_mib(n: int, memory_mb: str) -> float:
+    """The pre-flight whole-process estimate of this tree for ``n`` records (MiB)."""
+    from provkit.filters.dedup import NearDupConfig, process_bytes_estimate
+
+    config = NearDupConfig(threshold=0.8, memory_mb=None if memory_mb == "unset" else float(memory_mb))
+    return process_bytes_estimate(n, config) / 2**20
+
+
+def cached_dataset(data: Path | None, work: Path, n: int, dup_rate: float) -> tuple[Path, np.ndarray, bool]:
+    """(dataset path, exact Jaccard truth, reused?): from ``data`` when it holds this size, else written."""
+    root = data or work
+    src, truth = root / f"src-{n}-{dup_rate}", root / f"jaccard-{n}-{dup_rate}.npy"
+    if data is not None and truth.exists() and (src / "manifest.json").exists():
+        return src, np.load(truth), True
+    shutil.rmtree(src, ignore_errors=True)
+    _, jaccard = make_dataset(src, n, dup_rate)
+    np.save(truth, jaccard)
+    return src, jaccard, False
 
 
 def dropped_rows(out: Path) -> np.ndarray:
@@ -208,11 +238,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000000,3000000", help="comma-separated record counts")
     ap.add_argument("--peer-sizes", default="1000000", help="sizes at which in-memory and main also run")
-    ap.add_argument("--memory-mb", type=float, default=512, help="memory_mb of the spilled runs")
+    ap.add_argument("--memory-mb", type=float, default=512, help="memory_mb of the spilled runs (0: unset, the default)")
     ap.add_argument("--dup-rate", type=float, default=0.1)
     ap.add_argument("--main", type=Path, default=Path("/work/main"), help="checkout of the unbounded version ('' skips)")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--data", type=Path, help="keep and reuse the datasets (and their truth) in this directory")
+    ap.add_argument("--cold-numba", action="store_true", help="run each filter with an empty numba cache")
     ap.add_argument("--step", choices=["minhash_dedup", "random_drop", "origin"], default="minhash_dedup",
                     help="random_drop / origin: engine memory only (this tree vs --main, no precision/recall)")
     args = ap.parse_args()
@@ -226,14 +258,13 @@ def main() -> None:
     results: dict[int, dict] = {}
     try:
         for n in sizes:
-            src = work / f"src-{n}"
-            shutil.rmtree(src, ignore_errors=True)
             t = time.perf_counter()
-            _, jaccard = make_dataset(src, n, args.dup_rate)
+            src, jaccard, reused = cached_dataset(args.data, work, n, args.dup_rate)
             print(f"{n:,} records ({(jaccard >= 0.8).sum():,} planted duplicates at J >= 0.8, "
-                  f"{((jaccard >= 0) & (jaccard < 0.8)).sum():,} planted below), written in "
-                  f"{time.perf_counter() - t:.0f}s", flush=True)
-            runs = [("spilled", str(args.memory_mb), HERE)]
+                  f"{((jaccard >= 0) & (jaccard < 0.8)).sum():,} planted below), "
+                  f"{'reused from ' + str(src) if reused else f'written in {time.perf_counter() - t:.0f}s'}",
+                  flush=True)
+            runs = [("spilled", str(args.memory_mb) if args.memory_mb > 0 else "unset", HERE)]
             if n in peer_sizes:
                 runs.append(("in-memory", "1000000", HERE))
                 if str(args.main):
@@ -242,8 +273,10 @@ def main() -> None:
             for name, memory_mb, tree in runs:
                 out = work / f"out-{n}-{name.split('@')[0]}"
                 shutil.rmtree(out, ignore_errors=True)
-                m = measure(src, out, memory_mb, tree)
+                m = measure(src, out, memory_mb, tree, numba_cache=work / "numba-cache" if args.cold_numba else None)
                 m.update(precision_recall(out, jaccard))
+                if tree == HERE:
+                    m["estimate_mib"] = estimate_mib(n, memory_mb)
                 m["records_per_s"] = n / m["seconds"]
                 results[n][name] = m
                 shutil.rmtree(out, ignore_errors=True)
@@ -251,12 +284,17 @@ def main() -> None:
                       f"{m['rss_mib']:6.0f} MiB  dropped {m['dropped']:,}  precision {m['precision']:.4f}  "
                       f"recall {m['recall']:.4f}  (J >= 0.85 found {m['recall_clear']:.4f}, J < 0.75 dropped "
                       f"{m['fp_rate_clear']:.4f})", flush=True)
+                if "estimate_mib" in m:
+                    ratio = m["rss_mib"] / m["estimate_mib"]
+                    print(f"  {'':<16} pre-flight estimate {m['estimate_mib']:6.0f} MiB: measured / estimate {ratio:.2f}"
+                          f"{'  UNDER' if ratio > 1 else ''}", flush=True)
             spilled = results[n]["spilled"]
             for name, m in results[n].items():
                 if name != "spilled":
                     print(f"  speed spilled / {name}: {m['seconds'] / spilled['seconds']:.2f}x   "
                           f"peak RSS {spilled['rss_mib']:.0f} vs {m['rss_mib']:.0f} MiB")
-            shutil.rmtree(src, ignore_errors=True)
+            if args.data is None:
+                shutil.rmtree(src, ignore_errors=True)
         if len(sizes) > 1:
             lo, hi = results[sizes[0]]["spilled"], results[sizes[-1]]["spilled"]
             print(f"spilled peak RSS {lo['rss_mib']:.0f} MiB at {sizes[0]:,} -> {hi['rss_mib']:.0f} MiB at "

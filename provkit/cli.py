@@ -441,6 +441,9 @@ def filter_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it is a provkit dataset (never anything else)."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Read parts without checking their sha256 against the manifest."),
+    memory_limit_mb: Optional[float] = typer.Option(None, "--memory-limit-mb", help="Whole-process memory limit (MiB) "
+                                                    "that a minhash_dedup run's pre-flight estimate must fit (local "
+                                                    "engine; default: the machine's available memory)."),
 ) -> None:
     """Curate a dataset: dedup, quality, detector, tail weighting, mixing; writes kept + rejects + report."""
     flags = FilterFlags(
@@ -451,7 +454,9 @@ def filter_command(
         mix_records=mix_records, mix_tokens=mix_tokens, mix_alpha=mix_alpha, seed=seed,
     )
     pipeline = resolve_pipeline(config, flags)
-    runner = get_engine(engine, ray_address)
+    if memory_limit_mb is not None and engine != "local":
+        raise ConfigError("--memory-limit-mb: only valid with --engine local")
+    runner = get_engine(engine, ray_address, **({"memory_limit_mb": memory_limit_mb} if memory_limit_mb is not None else {}))
     bar, advance = _count_progress("filter", 2 * Dataset.open(src).num_rows())  # the score and write passes
     with bar:
         result = run_pipeline(src, out_path, pipeline, runner, progress=advance, overwrite=overwrite,

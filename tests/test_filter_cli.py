@@ -60,3 +60,31 @@ def test_filter_on_a_plain_directory_names_what_is_missing(tmp_path):
     (tmp_path / "plain").mkdir()
     res = runner.invoke(app, ["filter", str(tmp_path / "plain"), "--out", str(tmp_path / "o"), "--mix", "replace"])
     assert res.exit_code == 1 and "manifest.json is missing" in res.stderr
+
+
+def test_filter_refuses_a_minhash_run_whose_memory_estimate_exceeds_the_limit(src, tmp_path):
+    """The pre-flight estimate (>= 560 MiB for any minhash_dedup run) against --memory-limit-mb: refused in one
+    line with exit 2 before any output; the same run under an adequate limit succeeds."""
+    res = runner.invoke(app, ["filter", str(src), "--out", str(tmp_path / "o"), "--dedup", "minhash",
+                              "--memory-limit-mb", "100"])
+    assert res.exit_code == 2, res.output
+    line = res.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "minhash_dedup: 160 records need an estimated 560 MiB" in line
+    assert "the limit is 100 MiB (--memory-limit-mb)" in line and "split the input" in line
+    assert not (tmp_path / "o").exists()
+    res = runner.invoke(app, ["filter", str(src), "--out", str(tmp_path / "o"), "--dedup", "minhash",
+                              "--memory-limit-mb", "4096", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["input"] == 160 and verify(tmp_path / "o") == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--memory-limit-mb", "0"], "--memory-limit-mb: must be a positive number of MiB, got 0.0"),
+    (["--memory-limit-mb", "nan"], "--memory-limit-mb: must be a positive number of MiB, got nan"),
+    (["--memory-limit-mb", "900", "--engine", "ray"], "--memory-limit-mb: only valid with --engine local"),
+])
+def test_filter_memory_limit_errors_are_one_line_exit_2(src, tmp_path, args, message):
+    res = runner.invoke(app, ["filter", str(src), "--out", str(tmp_path / "o"), "--dedup", "minhash", *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -29,8 +29,12 @@ then :func:`provkit.filters.dedup.group_survivors` elects the survivors of the
 components of two or more rows only (1 byte per row + ~40 per grouped row) and
 :func:`provkit.filters.step.group_row_plan` lists just those rows.  When no
 other step reads ``id``, none is kept: the survivors' ids are read back from
-the spill (:func:`read_ids`).  The budget is checked against the input's row
-count before the score pass, so a run that cannot fit stops at once.
+the spill (:func:`read_ids`).  Before the score pass (:meth:`LocalEngine.preflight`)
+the budget is checked against the input's row count, and the whole-process
+estimate (:func:`provkit.filters.dedup.process_bytes_estimate`) against the
+engine's memory limit (``memory_limit_mb``, ``prov filter --memory-limit-mb``;
+default the machine's ``MemAvailable``, no check where that is unreadable), so a
+run that cannot fit stops at once with one line.
 
 Memory per input row (bytes; ``n`` rows):
 
@@ -56,12 +60,13 @@ per row at 4,096-row groups) and the output writer's row-group buffers
 dropped, which a 1M -> 3M comparison sees as growth).  Between phases the
 allocators' unused memory is handed back (:func:`release_unused_memory`):
 Arrow's mimalloc pool otherwise keeps the score pass's freed pages for reuse
-under the next phase's peak.  Measured figures: the README ("memory and scale") and
+under the next phase's peak, and glibc's heap is trimmed (:func:`provkit.core.memory.release_unused_memory`).  Measured figures: the README ("memory and scale") and
 ``benchmarks/dedup.py --step random_drop|origin``.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -73,10 +78,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from provkit.core.memory import MIB, available_memory_bytes, release_unused_memory
 from provkit.core.progress import Advance, quiet_advance
+from provkit.errors import ConfigError
 from provkit.filters.dedup import (
     SignatureSource,
     check_budget,
+    check_process_memory,
     group_survivors,
     near_duplicate_labels_within_budget,
 )
@@ -104,18 +112,6 @@ SPILL_ROW_GROUP_ROWS = 16384
 """Rows per row group of the scored spill (read back one row group at a time)."""
 KEEP_CHUNK_ROWS = 65536
 """Rows per merged chunk of the decide columns kept in memory."""
-
-
-def release_unused_memory() -> None:
-    """Hand memory the allocators hold but no longer use back to the system, between phases.
-
-    Arrow's default pool (mimalloc) keeps freed pages for reuse, and glibc's heap (NumPy's
-    arrays, Arrow's system pool) keeps freed space below its top: between the score pass, the
-    steps' plans and the write pass that retained memory is what a later phase's peak sits on.
-    ``release_unused`` is Arrow's call for it (``mi_collect`` / ``malloc_trim``).
-    """
-    pa.default_memory_pool().release_unused()
-    pa.system_memory_pool().release_unused()
 
 
 def _weight_summary(values: np.ndarray) -> dict[str, float] | None:
@@ -408,9 +404,13 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, batch_size: int = 4096, spill_dir: str | Path | None = None):
+    def __init__(self, batch_size: int = 4096, spill_dir: str | Path | None = None,
+                 memory_limit_mb: float | None = None):
+        if memory_limit_mb is not None and not (math.isfinite(memory_limit_mb) and memory_limit_mb > 0):
+            raise ConfigError(f"--memory-limit-mb: must be a positive number of MiB, got {memory_limit_mb}")
         self.batch_size = batch_size
         self.spill_dir = spill_dir
+        self.memory_limit_mb = memory_limit_mb
         self._signatures: SignatureSpill | None = None
         self._ids_from_spill = False
         self._spill: Path | None = None
@@ -436,12 +436,28 @@ class LocalEngine:
             self._signatures = None
             shutil.rmtree(spill, ignore_errors=True)
 
+    def memory_limit(self) -> tuple[int | None, str]:
+        """The whole-process memory limit in bytes and where it comes from (None: unknown, no check)."""
+        if self.memory_limit_mb is not None:
+            return int(self.memory_limit_mb * MIB), "--memory-limit-mb"
+        available = available_memory_bytes()
+        return available, "MemAvailable of /proc/meminfo"
+
+    def preflight(self, n: int, steps: Sequence[Step]) -> None:
+        """Before any work: refuse a near-dup step whose budget cannot hold ``n`` rows, or whose whole-process
+        estimate (:func:`provkit.filters.dedup.process_bytes_estimate`) exceeds :meth:`memory_limit`."""
+        near_dups = [cap.near_dup for step in steps if (cap := _near_dup(step)) is not None]
+        if not near_dups:
+            return
+        limit, source = self.memory_limit()
+        for config in near_dups:
+            check_budget(n, config)
+            check_process_memory(n, config, limit, source)
+
     # --- 1. score ----------------------------------------------------------
     def _score_pass(self, dataset: Dataset, steps: Sequence[Step], spill: Path, stats: list[StepStats],
                     progress: Advance) -> tuple[pa.Table | None, int]:
-        for step in steps:  # pre-flight: refuse a near-dup budget that cannot hold every row, before any work
-            if (cap := _near_dup(step)) is not None:
-                check_budget(dataset.num_rows(), cap.near_dup)
+        self.preflight(dataset.num_rows(), steps)
         seconds = [0.0] * len(steps)
         signature_columns = spilled_signature_columns(steps)
         self._signatures = signatures = SignatureSpill(spill.parent, signature_columns)

@@ -33,7 +33,7 @@ Two executions of steps 1-4 give the same labels (tested):
 * **spilled** (:func:`near_duplicate_components_spilled`), for inputs larger
   than the memory budget.  Signatures are read a chunk at a time from a
   :class:`SignatureSource` (an array, or the raw file the local engine writes
-  during its score pass, through a short-lived ``np.memmap``) and only a
+  during its score pass, through short-lived maps of 4 MiB windows) and only a
   union-find forest over the rows stays in RAM:
 
   a. *identical signatures*: each live row's whole-signature hash
@@ -64,7 +64,10 @@ per row; every other row is its own survivor and cluster).
 
 Memory model (bytes; ``n`` alive rows, ``K`` permutations of ``s`` bytes
 each — 4 for ``affine32`` —, ``b`` bands, ``E`` = 40 bytes per partition
-entry in RAM: 16 loaded + 8 argsort + 16 sorted):
+entry in RAM, a bound: :func:`load_shared_entries` peaks at 32 — 16 loaded
+copied to two 8-byte columns, then 8 of argsort and 8 for each column sorted in
+turn — and at most 37 while the shared runs are copied out of a partition
+whose every entry is shared):
 
 * in memory: about :data:`IN_MEMORY_BYTES_PER_PERM` ``* K * n`` plus 16 per
   candidate pair (copies of the signatures for the live rows, the
@@ -78,18 +81,64 @@ entry in RAM: 16 loaded + 8 argsort + 16 sorted):
   buckets (``K*s`` per row, a quarter of the budget).  A partition also
   holds every row of one bucket, so one band value shared by most rows
   (which only identical signatures make likely, and those are collapsed
-  first) can exceed it.  Disk: ``16*(b + 1)``
+  first) can exceed it.  Each chunk, partition and signature group is handled
+  in its own call, so none is alive while the next loads, and glibc's heap
+  is trimmed between partitions (:func:`provkit.core.memory.release_unused_memory`).
+  Signatures are gathered through 4 MiB windows of the file
+  (:func:`read_file_rows`).  Disk: ``16*(b + 1)``
   bytes per row of partition files (plus the engine's ``K*s`` signature file).
 
 Measured end to end (``benchmarks/dedup.py``, ``prov filter`` with ``minhash_dedup``
 only, 10 % planted variants, ``memory_mb = 512``): at 1M short records the spilled
-path peaks at 1,210 MiB and runs 1.30x the speed of the former in-memory-only code
-(4,251 MiB) with the same dropped rows; at 10M it peaked at 4,195 MiB (349 B/record
-over 1M-10M, mostly the local engine's per-row columns, not this module's 24), and,
-after the engine's per-row state was cut (no ids kept, survivors of 2+-row components
-only, see :mod:`provkit.engines.local`), at 1,406 MiB: 47 B/record over 1M-10M, 43.9k
-records/s (``nice -n 10 python benchmarks/dedup.py --sizes 1000000,10000000
---peer-sizes "" --main "" --memory-mb 512``).
+path peaked at 1,210 MiB and ran 1.30x the speed of the former in-memory-only code
+(4,251 MiB) with the same dropped rows; at 10M it peaked at 4,195 MiB, then, after the
+engine's per-row state was cut (:mod:`provkit.engines.local`), at 1,406 MiB (47 B/record
+over 1M-10M).  What that growth was made of (per-phase peaks, ``/proc/self/clear_refs``
+resets of ``VmHWM`` around each phase, 1M vs 3M records): not live arrays (22 B/record:
+forest 8, row order 8, origin 4, fate 2) but (1) glibc's heap, which Arrow's
+``release_unused`` does not trim — freed per-chunk arrays stayed resident, +150 MB at
+3M; (2) the previous partition and the last signature group still referenced while the
+next partition loaded; (3) the signature file read through one map of the whole file:
+the kernel faulted in whole 2 MiB page-cache folios around each scattered row (226 rows
+of a 1.5 GB file: +380 MiB).  With the heap trimmed, one partition or group alive at a
+time and 4 MiB read windows, same rows dropped (51,412 / 154,557 / 514,154), precision /
+recall 0.914 / 0.911 as before:
+
+========  ==========  ===========  ==================  ==========
+records   peak RSS    was          pre-flight estimate  records/s
+========  ==========  ===========  ==================  ==========
+1M        531 MiB     651-673 MiB  878 MiB (0.60)       51.4k
+3M        587 MiB     779-803 MiB  969 MiB (0.61)       55.9k
+10M       657 MiB     1,406 MiB    1,290 MiB (0.51)     47.3k
+========  ==========  ===========  ==================  ==========
+
+15 B/record over 1M-10M (``PYTHONPATH=. nice -n 19 python benchmarks/dedup.py --sizes
+1000000,3000000,10000000 --peer-sizes "" --main "" --memory-mb 512 --data DIR``; the
+estimate's ratio in brackets; "was": the code before, 123cc7a, at 1M and 3M in the
+same session, at 10M the earlier README figure).  Same-session speed against 123cc7a,
+interleaved pairs: 1M 17.8 vs 19.1 s (median of 4), 3M 56.5 vs 55.2 s (mean of 2):
+no slowdown beyond the noise.
+
+**Whole process.**  :func:`process_bytes_estimate` bounds a ``prov filter`` run's peak
+RSS for ``n`` input records with a ``minhash_dedup`` step::
+
+    max(PROCESS_PLAN_BASE_MIB + clustering, PROCESS_WRITE_BASE_MIB) + PROCESS_BYTES_PER_RECORD * n
+
+``clustering`` is the in-memory path's estimate when that path runs, else the whole
+budget (:func:`clustering_bytes`; the layout sizes partitions to half of it, so a
+spilled run uses ~40-60 % of it — most of the estimate's slack).  The plan base
+(320 MiB) is the interpreter, libraries and numba kernels (compiled on a first run: +60
+MiB measured) before the clustering; the write base (560 MiB) is the write pass's peak
+(the output writer's two 32 MiB row-group buffers and the one being encoded, Arrow's
+pool); 48 B/record covers the engine's live rows (22) and stored decisions (up to ~30
+per row when every row is in a cluster) with allocator slack, against slopes of 14-33
+measured.  With the default budget (1 GiB, raised to 24 B/record + 64 MiB) that is
+~1.8 GiB for 10M records and ~7.6 GB for 100M.  The local engine compares it, before
+the score pass, with ``--memory-limit-mb`` (``LocalEngine(memory_limit_mb=...)``) or else
+the machine's ``MemAvailable`` (:func:`provkit.core.memory.available_memory_bytes`;
+where ``/proc/meminfo`` is unreadable the check is skipped), and refuses a run above
+it in one line (:func:`check_process_memory`).  Other steps of the same pipeline add
+their own memory and are not counted.
 
 The budget is ``NearDupConfig.memory_mb`` (``memory_mb`` of the
 ``minhash_dedup`` step): the in-memory path runs when its estimate fits,
@@ -118,6 +167,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from provkit.core.memory import release_unused_memory
 from provkit.errors import ConfigError
 from provkit.filters.components import (
     component_labels,
@@ -149,11 +199,20 @@ IN_MEMORY_BYTES_PER_PERM = 26
 end to end: 2.7 KB per record, the peak-RSS slope from 100k to 1M records of ``benchmarks/dedup.py``)."""
 ENTRY_BYTES = 40
 """RAM per partition entry while a partition is grouped: 16 loaded + 8 argsort + 16 sorted."""
+PROCESS_PLAN_BASE_MIB = 320
+"""Whole-process estimate: RSS of the plan phase besides the clustering and the per-record part (interpreter,
+libraries, numba kernels loaded or compiled, one batch)."""
+PROCESS_WRITE_BASE_MIB = 560
+"""Whole-process estimate: RSS of the write pass besides the per-record part (two kinds' 32 MiB row-group buffers,
+one being encoded each, and Arrow's pool)."""
+PROCESS_BYTES_PER_RECORD = 48
+"""Whole-process estimate: RSS per input record outside the clustering's budget (fate 2, origin 4, the alive rows'
+order 8, stored decisions, allocator slack; measured slopes 15-33 B/record, module docstring)."""
 MIN_WORK_BYTES = 256 << 10
 """The smallest working set (chunk + partition) the spilled path accepts beyond its per-record part."""
 MAX_CHUNK_ROWS = 65536
-READ_ROWS = 256
-"""Rows gathered per short-lived map of a signature file (scattered rows: <= 256 * 64 KiB mapped at once)."""
+READ_SPAN_BYTES = 4 << 20
+"""Bytes of a signature file mapped at once when gathering rows (:func:`read_file_rows`)."""
 MAX_PARTITIONS = 4096
 _ENTRY = np.dtype([("key", "<u8"), ("row", "<i8")])
 
@@ -480,6 +539,39 @@ def fits_in_memory(n: int, config: NearDupConfig) -> bool:
     return in_memory_bytes(n, config) <= budget_bytes(n, config)
 
 
+def clustering_bytes(n: int, config: NearDupConfig) -> int:
+    """The clustering's share of the whole-process estimate: the in-memory path's estimate when it runs, else the budget."""
+    return in_memory_bytes(n, config) if fits_in_memory(n, config) else budget_bytes(n, config)
+
+
+def process_bytes_estimate(n: int, config: NearDupConfig) -> int:
+    """Upper bound of a ``prov filter`` process's peak RSS for ``n`` records with this ``minhash_dedup`` step.
+
+    ``max(PLAN_BASE + clustering, WRITE_BASE) + PROCESS_BYTES_PER_RECORD * n`` (module docstring,
+    "whole process"): the plan phase (the clustering within its budget) and the write pass
+    (the output writer's row-group buffers) peak at different times.
+    """
+    phase = max(PROCESS_PLAN_BASE_MIB * MIB + clustering_bytes(n, config), PROCESS_WRITE_BASE_MIB * MIB)
+    return phase + PROCESS_BYTES_PER_RECORD * n
+
+
+def check_process_memory(n: int, config: NearDupConfig, limit_bytes: int | None, limit_source: str) -> int:
+    """The whole-process estimate; :class:`ConfigError` (one line) when it exceeds ``limit_bytes``.
+
+    ``limit_bytes`` None (the machine's available memory could not be read, and no limit was
+    given) skips the comparison.  ``limit_source`` says where the limit came from.
+    """
+    estimate = process_bytes_estimate(n, config)
+    if limit_bytes is not None and estimate > limit_bytes:
+        clustering = clustering_bytes(n, config) / MIB
+        raise ConfigError(
+            f"minhash_dedup: {n:,} records need an estimated {estimate / MIB:,.0f} MiB of memory for the whole run "
+            f"(clustering {clustering:,.0f} MiB + {PROCESS_BYTES_PER_RECORD} B/record + fixed base) but "
+            f"the limit is {limit_bytes / MIB:,.0f} MiB ({limit_source}); raise the limit (--memory-limit-mb), lower "
+            f"the step's memory_mb, or split the input")
+    return estimate
+
+
 # ---------------------------------------------------------------- the spilled path
 
 class PartitionFiles:
@@ -501,17 +593,28 @@ class PartitionFiles:
             with open(self.paths[p], "ab") as f:
                 entries[bounds[p]:bounds[p + 1]].tofile(f)
 
-    def sorted_partitions(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Each non-empty partition's ``(keys, rows)`` sorted by key, one at a time; files removed after reading."""
-        for path in self.paths:
-            if not path.exists():
-                continue
-            entries = np.fromfile(path, dtype=_ENTRY)
-            path.unlink()
-            sort = np.argsort(entries["key"])
-            keys, rows = entries["key"][sort], entries["row"][sort]
-            del entries, sort
-            yield keys, rows
+    def filled(self) -> list[Path]:
+        """The partition files that received entries."""
+        return [path for path in self.paths if path.exists()]
+
+
+def load_shared_entries(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One partition file's ``(keys, rows)`` sorted by key, only the runs of keys that occur twice or more.
+
+    The file is removed after reading.  Peak: :data:`ENTRY_BYTES` per entry (the columns are
+    copied out of the loaded records, which are freed before the sort); then 16 bytes per
+    entry of a shared run (a single-entry run joins nothing, so the callers never need it).
+    """
+    entries = np.fromfile(path, dtype=_ENTRY)
+    path.unlink()
+    keys, rows = np.ascontiguousarray(entries["key"]), np.ascontiguousarray(entries["row"])
+    del entries
+    sort = np.argsort(keys)
+    keys = keys[sort]
+    rows = rows[sort]
+    del sort
+    shared = shared_runs(keys)
+    return keys[shared], rows[shared]
 
 
 class SignatureSource:
@@ -519,8 +622,8 @@ class SignatureSource:
 
     Row ``p`` is ``array[rows[p]]`` (``rows`` None: ``array[p]``) for an array in memory, or row
     ``rows[p]`` of a raw row-major file (``path``, ``dtype``, ``width``: what the local engine's
-    score pass writes).  A file is read through a ``np.memmap`` opened per call and dropped
-    after it, so its pages do not stay mapped (and counted) between reads.
+    score pass writes).  A file is read by :func:`read_file_rows` (maps of bounded
+    windows, each dropped after use), so scattered rows cost one window, not the file's pages.
     """
 
     def __init__(self, array: np.ndarray | None = None, rows: np.ndarray | None = None, *,
@@ -544,16 +647,44 @@ class SignatureSource:
             return np.asarray(self.array[at])
         if isinstance(at, slice):
             at = np.arange(*at.indices(len(self)))
-        out = np.empty((len(at), self.width), self.dtype)
-        # Short-lived maps of at most READ_ROWS rows: the kernel maps pages around each faulted one
-        # ("fault-around"), so one map over scattered rows would count most of the file as resident.
-        for start in range(0, len(at), READ_ROWS):
-            mm = np.memmap(self.path, dtype=self.dtype, mode="r").reshape(-1, self.width)
-            try:
-                out[start:start + READ_ROWS] = mm[at[start:start + READ_ROWS]]
-            finally:
-                del mm
+        return read_file_rows(self.path, self.dtype, self.width, np.asarray(at, dtype=np.int64))
+
+
+def read_file_rows(path: Path, dtype: np.dtype, width: int, at: np.ndarray) -> np.ndarray:
+    """Rows ``at`` of a raw row-major ``(rows, width)`` file of ``dtype``, as a copy.
+
+    The rows are read in ascending order through short-lived memory maps, each of a window of
+    at most :data:`READ_SPAN_BYTES` of the file (the rows from the window's first one on), unmapped
+    before the next.  A window bounds what the kernel maps around each faulted row: with one map
+    of the whole file it mapped whole page-cache folios (up to 2 MiB) around every row, and 226
+    rows scattered over a 1.5 GB file raised the peak RSS by 380 MiB (+5 MiB with 4 MiB windows).  Window
+    size vs speed, 170k sorted rows of a 3M-row file: 1 MiB 180-240 ms, 4 MiB 100-120 ms, 16 MiB 82 ms;
+    the whole-file map 115 ms.
+    """
+    out = np.empty((len(at), width), dtype)
+    if len(at) == 0:
         return out
+    row_bytes = dtype.itemsize * width
+    span_rows = max(1, READ_SPAN_BYTES // row_bytes)
+    ascending = bool(np.all(at[1:] >= at[:-1]))
+    order = None if ascending else np.argsort(at, kind="stable")
+    rows = at if order is None else at[order]
+    i = 0
+    while i < len(rows):
+        first = int(rows[i])
+        j = int(np.searchsorted(rows, first + span_rows, side="left"))
+        window = np.memmap(path, dtype=dtype, mode="r", offset=first * row_bytes,
+                           shape=(int(rows[j - 1]) - first + 1, width))
+        try:
+            picked = window[rows[i:j] - first]
+        finally:
+            del window
+        if order is None:
+            out[i:j] = picked
+        else:
+            out[order[i:j]] = picked
+        i = j
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -660,13 +791,48 @@ def run_groups(keys: np.ndarray, max_rows: int) -> Iterator[slice]:
 
 def _candidate_groups(keys: np.ndarray, members: np.ndarray, source: SignatureSource, max_rows: int
                       ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """The shared-key runs of a sorted partition in groups: (keys, rows, slots, signatures of the slots)."""
-    shared = shared_runs(keys)
-    keys, members = keys[shared], members[shared]
+    """The runs of sorted shared ``keys`` in groups: (keys, rows, slots, signatures of the slots)."""
     for cut in run_groups(keys, max_rows):
         rows = members[cut]
         unique, slots = np.unique(rows, return_inverse=True)
         yield keys[cut], rows, slots.reshape(-1).astype(np.int64), source.read(unique)
+
+
+def _append_identity_hashes(ident: PartitionFiles, source: SignatureSource, start: int, stop: int,
+                            scheme: str) -> None:
+    chunk = source.read(slice(start, stop))
+    live = np.flatnonzero(~empty_signature_mask(chunk, scheme))
+    ident.append(signature_hashes(chunk[live]), live + start)
+
+
+def _append_band_hashes(band_files: PartitionFiles, source: SignatureSource, start: int, stop: int,
+                        parent: np.ndarray, config: NearDupConfig) -> None:
+    bands, band_rows = config.banding()
+    chunk = source.read(slice(start, stop))
+    positions = np.arange(start, start + len(chunk), dtype=np.int64)
+    rep = ~empty_signature_mask(chunk, config.scheme) & (parent[start:start + len(chunk)] == positions)
+    hashes = band_hashes(chunk[rep], bands, band_rows)
+    band_files.append(hashes.reshape(-1), np.repeat(positions[rep], bands))
+
+
+def _union_identical_partition(path: Path, source: SignatureSource, max_rows: int, parent: np.ndarray) -> None:
+    keys, members = load_shared_entries(path)
+    for group in _candidate_groups(keys, members, source, max_rows):
+        _union_identical_kernel(*group[:3], group[3], parent)
+        del group  # else its signatures stay alive while the next group's are read
+
+
+def _union_band_partition(path: Path, source: SignatureSource, max_rows: int, parent: np.ndarray,
+                          config: NearDupConfig) -> int:
+    keys, members = load_shared_entries(path)
+    if not config.verify:
+        _union_runs_kernel(keys, members, parent)
+        return 0
+    checked = 0
+    for group_keys, group_rows, slots, group_sigs in _candidate_groups(keys, members, source, max_rows):
+        checked += _union_buckets_kernel(group_keys, group_rows, slots, group_sigs, parent, config.threshold)
+        del group_keys, group_rows, slots, group_sigs  # else alive while the next group's signatures are read
+    return checked
 
 
 def near_duplicate_components_spilled(
@@ -682,7 +848,6 @@ def near_duplicate_components_spilled(
     source = sigs if isinstance(sigs, SignatureSource) else SignatureSource(sigs, rows)
     n = len(source)
     layout = spill_layout(n, config, source.dtype.itemsize)
-    bands, band_rows = config.banding()
     parent = new_forest(n)
     if n == 0:
         return parent
@@ -690,27 +855,20 @@ def near_duplicate_components_spilled(
     tmp = Path(tempfile.mkdtemp(prefix=".provkit-neardup-", dir=workdir))
     checked = 0
     try:
+        # Each chunk and partition is handled in its own function call, so none of its arrays is
+        # alive while the next one loads; freed heap space is trimmed between partitions.
         ident = PartitionFiles(tmp, "ident", layout.ident_parts)
         for start in range(0, n, layout.chunk_rows):
-            chunk = source.read(slice(start, start + layout.chunk_rows))
-            live = np.flatnonzero(~empty_signature_mask(chunk, config.scheme))
-            ident.append(signature_hashes(chunk[live]), live + start)
-        for keys, members in ident.sorted_partitions():
-            for group in _candidate_groups(keys, members, source, max_rows):
-                _union_identical_kernel(*group[:3], group[3], parent)
+            _append_identity_hashes(ident, source, start, start + layout.chunk_rows, config.scheme)
+        for path in ident.filled():
+            release_unused_memory()
+            _union_identical_partition(path, source, max_rows, parent)
         band_files = PartitionFiles(tmp, "band", layout.band_parts)
         for start in range(0, n, layout.chunk_rows):
-            chunk = source.read(slice(start, start + layout.chunk_rows))
-            positions = np.arange(start, start + len(chunk), dtype=np.int64)
-            rep = ~empty_signature_mask(chunk, config.scheme) & (parent[start:start + len(chunk)] == positions)
-            hashes = band_hashes(chunk[rep], bands, band_rows)
-            band_files.append(hashes.reshape(-1), np.repeat(positions[rep], bands))
-        for keys, members in band_files.sorted_partitions():
-            if not config.verify:
-                _union_runs_kernel(keys, members, parent)
-                continue
-            for group_keys, group_rows, slots, group_sigs in _candidate_groups(keys, members, source, max_rows):
-                checked += _union_buckets_kernel(group_keys, group_rows, slots, group_sigs, parent, config.threshold)
+            _append_band_hashes(band_files, source, start, start + layout.chunk_rows, parent, config)
+        for path in band_files.filled():
+            release_unused_memory()
+            checked += _union_band_partition(path, source, max_rows, parent, config)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if stats is not None:

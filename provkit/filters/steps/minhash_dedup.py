@@ -27,6 +27,8 @@ class MinhashDedupConfig:
 
     ``memory_mb`` bounds the plan's memory (see :mod:`provkit.filters.dedup`): above it the
     clustering spills to disk; a budget below 24 bytes per record is refused.  Unset: 1024 MiB.
+    The local engine also refuses, before any work, a run whose whole-process estimate
+    (:func:`provkit.filters.dedup.process_bytes_estimate`) exceeds its memory limit.
     """
 
     threshold: float = 0.8
