@@ -76,7 +76,7 @@ from provkit.provenance.schema import (
     make_batch,
     utcnow,
 )
-from provkit.provenance.writer import DatasetWriter
+from provkit.provenance.writer import DatasetWriter, encoder_threads
 
 ON_ERROR = ("fail", "skip")
 T = TypeVar("T")
@@ -394,7 +394,7 @@ class Ingest:
             self.activity.params[self.annotator.name] = self.annotator.params()
         parents = [*self.cfg.parent_datasets, *(s.uri for s in self.sources if s.kind == "provkit")]
         # "append" creates the dataset when there is none; which it was is known only under the writer's lock
-        writer = DatasetWriter(self.out, self.activity, parents=parents, mode="append")
+        writer = DatasetWriter(self.out, self.activity, parents=parents, mode="append", encoders=encoder_threads())
         self.mode = self.summary.mode = "appended" if writer.existing is not None else "created"
         # spilled id runs live beside the staging directory (same prefix: a later writer sweeps what a kill left)
         self.ids = IdIndex(budget=self.id_budget, spill_dir=f"{writer.workdir}-ids")

@@ -2,7 +2,7 @@
 
 Layout of a dataset directory::
 
-    DS/data/part-*.parquet         records (zstd; row groups of ``row_group_bytes``, one per part by default)
+    DS/data/part-*.parquet         records (zstd; row groups of ``row_group_bytes``; one per part from an ingest)
     DS/rejects/part-*.parquet      records a filter dropped, with ``drop_reason``
     DS/quarantine/part-*.parquet   bad input set aside under ``--on-error skip``
     DS/provenance.json             W3C PROV-JSON: activities, agents, used/generated

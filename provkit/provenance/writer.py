@@ -18,11 +18,12 @@ Memory is bounded by ``encoders + 1`` row groups per open kind (``row_group_byte
 each): one filling, up to ``encoders`` being encoded.  A full row group is encoded
 and written by a background thread (Parquet encoding and zstd release the GIL), so
 the caller prepares the next batches meanwhile; its errors surface at the next
-write that waits for it, or at commit.  With two encoder threads (the default
-where the process may use two CPUs: :func:`encoder_threads`) each row group is a
-part of its own, so two are encoded at once; parts are numbered in input order,
-and reading them in order gives the records in the order they were written.  With
-one thread, row groups are appended to a part until it holds ``part_bytes``.
+write that waits for it, or at commit.  With one encoder thread (the default)
+row groups are appended to a part until it holds ``part_bytes``.  With two (what
+an ingest asks for where the process may use two CPUs: :func:`encoder_threads`)
+each row group is a part of its own, so two are encoded at once; parts are
+numbered in input order, and reading them in order gives the records in the
+order they were written.
 Dictionary encoding is asked for every column except the record schema's
 all-distinct ones (:data:`~provkit.provenance.schema.PLAIN_COLUMNS`:
 ``id``, ``content_hash``, ``text``), where it would only be tried and dropped;
@@ -225,7 +226,8 @@ class _OpenPart:
 
 
 def encoder_threads() -> int:
-    """Row groups encoded at once by default: two where the process may run on two CPUs or more, else one."""
+    """Row groups to encode at once where throughput matters (an ingest): two where the process may run on two
+    CPUs or more, else one.  Each extra thread holds one more row group in memory."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -381,7 +383,7 @@ class DatasetWriter:
             w.write(bad, kind="quarantine")
             w.add_file("report.json", payload)   # checksummed side files
 
-    ``encoders`` background threads encode full row groups (default :func:`encoder_threads`); with more than one,
+    ``encoders`` background threads encode full row groups (default one: the least memory); with more than one,
     each row group is a part of its own (module docstring).
     """
 
@@ -394,7 +396,7 @@ class DatasetWriter:
         mode: str = "create",
         row_group_bytes: int = 32 << 20,
         part_bytes: int = 1 << 30,
-        encoders: int | None = None,
+        encoders: int = 1,
         lock_timeout: float = 600.0,
     ):
         if mode not in ("create", "append", "overwrite"):
@@ -405,7 +407,7 @@ class DatasetWriter:
         self.mode = mode
         self.row_group_bytes = row_group_bytes
         self.part_bytes = part_bytes
-        self.encoders = encoder_threads() if encoders is None else encoders
+        self.encoders = encoders
         self.side_files: dict[str, bytes] = {}
         self._parts: dict[str, _PartWriter] = {}
         self._lock_fd: int | None = None
