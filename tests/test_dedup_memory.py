@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from provkit.core.memory import MIB, available_memory_bytes, parse_meminfo
+from provkit.core.memory import MIB, available_memory, available_memory_bytes, cgroup_memory_headroom, parse_meminfo
 from provkit.errors import ConfigError
 from provkit.filters.dedup import (
     NearDupConfig,
@@ -78,3 +80,44 @@ def test_read_file_rows_equals_fancy_indexing_across_windows_in_any_order(tmp_pa
                np.array([19_999, 0, 8_191, 8_192]), np.zeros(0, dtype=np.int64)):
         at = np.asarray(at, dtype=np.int64)
         np.testing.assert_array_equal(read_file_rows(path, dtype, 128, at), sigs[at])
+
+
+def _cgroup(tmp_path: Path, proc: str, files: dict[str, str]) -> tuple[Path, Path]:
+    root = tmp_path / "cgroup"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    (tmp_path / "proc-cgroup").write_text(proc)
+    return root, tmp_path / "proc-cgroup"
+
+
+def test_cgroup_headroom_v2_v1_and_no_limit(tmp_path):
+    """Limit minus usage of the process's memory cgroup: v2 (memory.max / memory.current), v1
+    (memory.limit_in_bytes / usage), the hierarchy root of a container; none where unlimited or absent."""
+    root, proc = _cgroup(tmp_path / "v2", "0::/job/a\n", {"job/a/memory.max": "1073741824\n",
+                                                          "job/a/memory.current": "268435456\n"})
+    assert cgroup_memory_headroom(root, proc) == 768 * MIB
+    root, proc = _cgroup(tmp_path / "v2max", "0::/job\n", {"job/memory.max": "max\n", "job/memory.current": "5\n"})
+    assert cgroup_memory_headroom(root, proc) is None
+    root, proc = _cgroup(tmp_path / "v1", "5:cpu:/\n4:memory:/ctr\n",
+                         {"memory/ctr/memory.limit_in_bytes": str(512 * MIB),
+                          "memory/ctr/memory.usage_in_bytes": str(600 * MIB)})
+    assert cgroup_memory_headroom(root, proc) == 0  # already above its limit: nothing left
+    root, proc = _cgroup(tmp_path / "v1inside", "4:memory:/docker/abc\n",  # a container sees its cgroup as root
+                         {"memory/memory.limit_in_bytes": str(2048 * MIB), "memory/memory.usage_in_bytes": "0"})
+    assert cgroup_memory_headroom(root, proc) == 2048 * MIB
+    root, proc = _cgroup(tmp_path / "v1none", "4:memory:/\n",
+                         {"memory/memory.limit_in_bytes": "9223372036854771712"})
+    assert cgroup_memory_headroom(root, proc) is None
+    assert cgroup_memory_headroom(tmp_path / "absent", tmp_path / "absent-proc") is None
+
+
+def test_available_memory_takes_the_smaller_of_meminfo_and_the_cgroup(tmp_path):
+    (tmp_path / "meminfo").write_text("MemTotal: 24683520 kB\nMemAvailable: 4194304 kB\n")  # 4 GiB
+    root, proc = _cgroup(tmp_path, "0::/\n", {"memory.max": str(1024 * MIB), "memory.current": str(24 * MIB)})
+    assert available_memory(tmp_path / "meminfo", root, proc) == (1000 * MIB, "the memory cgroup's limit minus "
+                                                                              "its usage")
+    assert available_memory(tmp_path / "meminfo", tmp_path / "none", proc) == (4096 * MIB,
+                                                                              "MemAvailable of /proc/meminfo")
+    limit, why = available_memory(tmp_path / "no-meminfo", tmp_path / "none", proc)
+    assert limit is None and "no /proc/meminfo" in why

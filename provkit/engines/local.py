@@ -33,7 +33,8 @@ the spill (:func:`read_ids`).  Before the score pass (:meth:`LocalEngine.preflig
 the budget is checked against the input's row count, and the whole-process
 estimate (:func:`provkit.filters.dedup.process_bytes_estimate`) against the
 engine's memory limit (``memory_limit_mb``, ``prov filter --memory-limit-mb``;
-default the machine's ``MemAvailable``, no check where that is unreadable), so a
+default the smaller of ``MemAvailable`` and the memory cgroup's headroom,
+:func:`provkit.core.memory.available_memory`; no check where neither is readable), so a
 run that cannot fit stops at once with one line.
 
 Memory per input row (bytes; ``n`` rows):
@@ -78,7 +79,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from provkit.core.memory import MIB, available_memory_bytes, release_unused_memory
+from provkit.core.memory import MIB, available_memory, release_unused_memory
 from provkit.core.progress import Advance, quiet_advance
 from provkit.errors import ConfigError
 from provkit.filters.dedup import (
@@ -440,8 +441,7 @@ class LocalEngine:
         """The whole-process memory limit in bytes and where it comes from (None: unknown, no check)."""
         if self.memory_limit_mb is not None:
             return int(self.memory_limit_mb * MIB), "--memory-limit-mb"
-        available = available_memory_bytes()
-        return available, "MemAvailable of /proc/meminfo"
+        return available_memory()
 
     def preflight(self, n: int, steps: Sequence[Step]) -> None:
         """Before any work: refuse a near-dup step whose budget cannot hold ``n`` rows, or whose whole-process

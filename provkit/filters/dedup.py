@@ -135,8 +135,9 @@ per row when every row is in a cluster) with allocator slack, against slopes of 
 measured.  With the default budget (1 GiB, raised to 24 B/record + 64 MiB) that is
 ~1.8 GiB for 10M records and ~7.6 GB for 100M.  The local engine compares it, before
 the score pass, with ``--memory-limit-mb`` (``LocalEngine(memory_limit_mb=...)``) or else
-the machine's ``MemAvailable`` (:func:`provkit.core.memory.available_memory_bytes`;
-where ``/proc/meminfo`` is unreadable the check is skipped), and refuses a run above
+the smaller of the machine's ``MemAvailable`` and the memory cgroup's headroom
+(:func:`provkit.core.memory.available_memory`; in a container ``MemAvailable`` is the
+host's; where neither is readable the check is skipped), and refuses a run above
 it in one line (:func:`check_process_memory`).  Other steps of the same pipeline add
 their own memory and are not counted.
 
