@@ -34,7 +34,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,7 +66,6 @@ from provkit.provenance.readers import (
 )
 from provkit.provenance.schema import (
     ORIGINS,
-    SCHEMA,
     ConstantColumns,
     Evidence,
     Generator,
@@ -560,19 +558,10 @@ class Ingest:
             if gen is not None:
                 generators = [gen if o == model else None for o in origin.to_pylist()]
         uri = table.column(SOURCE).combine_chunks() if SOURCE in table.column_names else source_uri(source)
-        n = table.num_rows
-
-        def constant(value: Any, name: str) -> Any:  # a scalar as a slice of a column built once per run
-            is_scalar = value is None or isinstance(value, (str, float, int, datetime))
-            return self.constants.column(value, SCHEMA.field(name).type, n) if is_scalar else value
-
         batch = make_batch(
-            table.column("text").combine_chunks(), ids=ids, origin=constant(origins, "origin"),
-            evidence=constant(declared, "origin_evidence"), confidence=constant(confidence, "origin_confidence"),
-            generators=generators, parent_ids=parents, activity_id=constant(self.activity.id, "activity_id"),
-            source_uri=constant(uri, "source_uri"), dataset=constant(cfg.dataset, "dataset"),
-            license=constant(cfg.license, "license"), created_at=constant(None, "created_at"),
-            ingested_at=constant(self.activity.started_at, "ingested_at"),
+            table.column("text").combine_chunks(), ids=ids, origin=origins, evidence=declared, confidence=confidence,
+            generators=generators, parent_ids=parents, activity_id=self.activity.id, source_uri=uri,
+            dataset=cfg.dataset, license=cfg.license, ingested_at=self.activity.started_at, constants=self.constants,
         )
         return carry_columns(_keep_input_provenance(batch, table), table, metadata=self.metadata)
 

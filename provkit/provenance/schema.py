@@ -153,11 +153,13 @@ def make_batch(
     license: str | None = None,
     created_at: datetime | None = None,
     ingested_at: datetime | None = None,
+    constants: ConstantColumns | None = None,
 ) -> pa.RecordBatch:
     """Build a :data:`SCHEMA` record batch from Python values.
 
-    Scalars are broadcast to every row; Arrow arrays are taken as they are
-    (no round trip through Python).  ``content_hash`` is computed here, so no
+    Scalars are broadcast to every row (as slices of ``constants``' columns
+    when given: a stream of batches builds each once); Arrow arrays are taken
+    as they are (no round trip through Python).  ``content_hash`` is computed here, so no
     caller can get it wrong.
     """
     n = len(texts)
@@ -204,7 +206,7 @@ def make_batch(
         "created_at": col(created_at),
         "ingested_at": col(now),
     }
-    return pa.RecordBatch.from_arrays([_as_array(arrays[f.name], f.type) for f in SCHEMA], schema=SCHEMA)
+    return pa.RecordBatch.from_arrays([_as_array(arrays[f.name], f.type, constants) for f in SCHEMA], schema=SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -244,9 +246,9 @@ class ConstantColumns:
         return built.slice(0, n)
 
 
-def _as_array(values: Any, type_: pa.DataType) -> pa.Array:
+def _as_array(values: Any, type_: pa.DataType, constants: ConstantColumns | None = None) -> pa.Array:
     if isinstance(values, _Repeat):
-        return values.array(type_)
+        return values.array(type_) if constants is None else constants.column(values.value, type_, values.n)
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array):
